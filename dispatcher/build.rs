@@ -1,0 +1,120 @@
+//! Builds every guest component of the workspace (`examples/*` and `tests/guests/*`) for
+//! `wasm32-wasip2` once, so the binary can embed the default template and the tests can
+//! upload real components. Guests go to their own target directory so this nested cargo
+//! never waits on the outer one. If the `wasm32-wasip2` target is missing it is installed
+//! with rustup, so `cargo run` works on a fresh machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const GUEST_TARGET: &str = "wasm32-wasip2";
+const GUEST_PROFILE: &str = "guest";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
+    let workspace = manifest_dir
+        .parent()
+        .expect("dispatcher/ sits in the workspace");
+    let out_dir = PathBuf::from(env("OUT_DIR"));
+
+    let guests: Vec<(String, PathBuf)> = ["examples", "tests/guests"]
+        .iter()
+        .flat_map(|dir| guest_crates(&workspace.join(dir)))
+        .collect();
+    for (_, dir) in &guests {
+        println!("cargo:rerun-if-changed={}", dir.display());
+    }
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.lock").display()
+    );
+
+    ensure_target_installed();
+
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("guests");
+    let mut cargo = Command::new(env("CARGO"));
+    cargo
+        .current_dir(workspace)
+        .args([
+            "build",
+            "--target",
+            GUEST_TARGET,
+            "--profile",
+            GUEST_PROFILE,
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for (name, _) in &guests {
+        cargo.args(["-p", name]);
+    }
+    // The outer build's flags and wrappers (clippy, coverage) are for the host, not guests.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        cargo.env_remove(var);
+    }
+    let status = cargo.status().expect("run cargo for the guest components");
+    assert!(status.success(), "building the guest components failed");
+
+    let built = target_dir.join(GUEST_TARGET).join(GUEST_PROFILE);
+    for (name, _) in &guests {
+        let file = format!("{}.wasm", name.replace('-', "_"));
+        let from = [built.join(&file), built.join(format!("{name}.wasm"))]
+            .into_iter()
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("guest {name} produced no .wasm in {}", built.display()));
+        std::fs::copy(&from, out_dir.join(format!("{name}.wasm"))).expect("copy guest");
+    }
+    println!(
+        "cargo:rustc-env=DISPATCHER_GUESTS_DIR={}",
+        out_dir.display()
+    );
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("cargo sets {name} for build scripts"))
+}
+
+/// Every crate directly under `dir`, as (package name, directory). The package name is
+/// the directory name by convention.
+fn guest_crates(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut crates: Vec<(String, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("Cargo.toml").exists())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    crates.sort();
+    crates
+}
+
+fn ensure_target_installed() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let libdir = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", GUEST_TARGET])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if libdir.is_some_and(|dir| dir.exists()) {
+        return;
+    }
+    println!("cargo:warning=installing the {GUEST_TARGET} target with rustup");
+    let status = Command::new("rustup")
+        .args(["target", "add", GUEST_TARGET])
+        .status()
+        .expect("rustup is needed to add the wasm32-wasip2 target");
+    assert!(status.success(), "rustup target add {GUEST_TARGET} failed");
+}

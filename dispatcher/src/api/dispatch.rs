@@ -1,0 +1,93 @@
+//! Eyeball traffic: `ANY /dispatch/{name}/{path...}` and host-routed
+//! `{name}.{dispatch_domain}`. Resolves the script in the in-memory index and hands the
+//! request — method, headers, query and streamed body, with the dispatch prefix removed —
+//! to the runtime; the script's response streams back unchanged.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Uri, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt as _;
+
+use super::AppState;
+use super::error::ApiError;
+use super::upload::is_length_limit;
+use crate::deploy::valid_name;
+use crate::store::CUSTOMER_NAMESPACE;
+
+/// `ANY /dispatch/{name}` and `ANY /dispatch/{name}/{*path}`.
+pub async fn by_path(State(state): State<AppState>, request: Request) -> Response {
+    let path = request.uri().path();
+    let rest = path.strip_prefix("/dispatch/").unwrap_or_default();
+    let (name, script_path) = match rest.split_once('/') {
+        Some((name, tail)) => (name.to_string(), format!("/{tail}")),
+        None => (rest.to_string(), "/".to_string()),
+    };
+    dispatch(&state, &name, &script_path, request).await
+}
+
+/// The script name when `host` is `{name}.{dispatch_domain}` (port ignored).
+pub fn script_for_host<'a>(host: &'a str, dispatch_domain: &str) -> Option<&'a str> {
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let name = host.strip_suffix(dispatch_domain)?.strip_suffix('.')?;
+    valid_name(name).then_some(name)
+}
+
+/// Runs `request` through script `name` of the customers namespace, with `path` as the
+/// path the script sees.
+pub async fn dispatch(state: &AppState, name: &str, path: &str, request: Request) -> Response {
+    match try_dispatch(state, name, path, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn try_dispatch(
+    state: &AppState,
+    name: &str,
+    path: &str,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let script = state
+        .deployer
+        .index
+        .get(CUSTOMER_NAMESPACE, name)
+        .ok_or_else(|| ApiError::ScriptNotFound(name.to_string()))?;
+
+    let (mut parts, body) = request.into_parts();
+    let authority = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let path_and_query = match parts.uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_string(),
+    };
+    parts.uri = Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|e| ApiError::BadRequest(format!("invalid request target: {e}")))?;
+    let body = body.map_err(|e| {
+        if is_length_limit(&e) {
+            wasmtime_wasi_http::Error::HttpRequestBodySize(None)
+        } else {
+            wasmtime_wasi_http::Error::HttpRequestDenied
+        }
+    });
+    let response = state
+        .deployer
+        .runtime
+        .invoke(script, hyper::Request::from_parts(parts, body))
+        .await?;
+    Ok(response.map(Body::new))
+}

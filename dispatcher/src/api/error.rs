@@ -1,0 +1,135 @@
+//! The one place errors become HTTP: every failure is an `ApiError`, answered with the
+//! envelope `{"ok":false,"error":{"code":"snake_case","message":"..."}}`.
+
+use axum::Json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::deploy::DeployError;
+use crate::runtime::{ArtifactError, InvokeError, PrepareError};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    InvalidWasm(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("a valid X-Customer-Token header is required")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("no script named `{0}`")]
+    ScriptNotFound(String),
+    #[error("{0}")]
+    NameTaken(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    ScriptError(String),
+    #[error("{0}")]
+    ExceededWallTime(String),
+    #[error("{0}")]
+    Overloaded(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::InvalidWasm(_) => (StatusCode::BAD_REQUEST, "invalid_wasm"),
+            ApiError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::ScriptNotFound(_) => (StatusCode::NOT_FOUND, "script_not_found"),
+            ApiError::NameTaken(_) => (StatusCode::CONFLICT, "name_taken"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::ScriptError(_) => (StatusCode::INTERNAL_SERVER_ERROR, "script_error"),
+            ApiError::ExceededWallTime(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "exceeded_wall_time")
+            }
+            ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let body = serde_json::json!({
+            "ok": false,
+            "error": ErrorBody { code, message: self.to_string() },
+        });
+        let mut response = (status, Json(body)).into_response();
+        if matches!(self, ApiError::Overloaded(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// `{"ok":true,"data":...}` with `status`.
+pub fn ok<T: Serialize>(status: StatusCode, data: T) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "ok": true, "data": data })),
+    )
+        .into_response()
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::NameTaken => ApiError::NameTaken("the name is taken".into()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(e: DeployError) -> Self {
+        let message = e.to_string();
+        match e {
+            DeployError::InvalidName(_) => ApiError::InvalidName(message),
+            DeployError::InvalidTag(_) => ApiError::BadRequest(message),
+            DeployError::TooLarge { .. } => ApiError::TooLarge(message),
+            DeployError::Prepare(PrepareError::Artifact(
+                e @ (ArtifactError::Io(_) | ArtifactError::Store(_)),
+            )) => ApiError::Internal(e.to_string()),
+            DeployError::Prepare(_) => ApiError::InvalidWasm(message),
+            DeployError::NameTaken(_) => ApiError::NameTaken(message),
+            DeployError::NotFound(name) => ApiError::ScriptNotFound(name),
+            DeployError::Store(e) => e.into(),
+            DeployError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<InvokeError> for ApiError {
+    fn from(e: InvokeError) -> Self {
+        let message = e.to_string();
+        match e {
+            InvokeError::ScriptError(_) => ApiError::ScriptError(message),
+            InvokeError::WallTime => ApiError::ExceededWallTime(message),
+            InvokeError::Overloaded => ApiError::Overloaded(message),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The front door's routes: management (`script.rs`), dispatch (`dispatch.rs`), operator
+//! routes, host routing for `{name}.{dispatch_domain}`, and a byte cap on every request
+//! body. Errors become the envelope in `error.rs`, and nowhere else.
+
+mod auth;
+mod dispatch;
+pub mod error;
+mod operator;
+mod script;
+mod upload;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, put};
+use http_body_util::Limited;
+
+use crate::config::Config;
+use crate::deploy::Deployer;
+use error::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub deployer: Deployer,
+    pub config: Arc<Config>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let management = Router::new()
+        .route(
+            "/script/{name}",
+            put(script::put_script)
+                .get(script::get_script)
+                .delete(script::delete_script),
+        )
+        .route("/script/{name}/tags", put(script::put_tags))
+        .route("/scripts", get(script::list_scripts));
+    let dispatch = Router::new()
+        .route("/dispatch/{name}", any(dispatch::by_path))
+        .route("/dispatch/{name}/", any(dispatch::by_path))
+        .route("/dispatch/{name}/{*path}", any(dispatch::by_path));
+    let operator = Router::new()
+        .route("/healthz", get(operator::healthz))
+        .route("/metrics", get(operator::metrics));
+
+    Router::new()
+        .merge(management)
+        .merge(dispatch)
+        .merge(operator)
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), host_routing))
+        .layer(middleware::from_fn_with_state(state.clone(), body_limit))
+        .with_state(state)
+}
+
+/// Requests for `{name}.{dispatch_domain}` go to that script whatever their path.
+async fn host_routing(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    if let Some(name) = host
+        .as_deref()
+        .and_then(|h| dispatch::script_for_host(h, &state.config.dispatch_domain))
+    {
+        let path = request.uri().path().to_string();
+        return dispatch::dispatch(&state, name, &path, request).await;
+    }
+    next.run(request).await
+}
+
+/// Caps every request body: uploads at the script size limit (plus multipart framing),
+/// everything else at the dispatch body limit. A declared length over the cap is refused
+/// before reading; a streamed body is cut off at the cap.
+async fn body_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state
+        .config
+        .max_request_body_bytes
+        .max(state.config.max_script_bytes + (64 << 10));
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return ApiError::TooLarge(format!("the request body is larger than {limit} bytes"))
+            .into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let request = Request::from_parts(parts, Body::new(Limited::new(body, limit)));
+    next.run(request).await
+}

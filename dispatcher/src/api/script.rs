@@ -1,0 +1,129 @@
+//! Management routes for a customer's scripts: upload/replace, read, delete, list by
+//! tags, replace tags. A customer only ever sees its own scripts: another customer's
+//! name answers 404 on read and delete and `409 name_taken` on upload.
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::Customer;
+use super::error::{ApiError, ok};
+use super::upload::read_upload;
+use crate::deploy::{NewVersion, blocking, valid_name, validate_tags};
+use crate::store::CUSTOMER_NAMESPACE;
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(crate::deploy::DeployError::InvalidName(name.to_string()).into())
+    }
+}
+
+pub async fn put_script(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Customer(customer): Customer,
+    request: Request,
+) -> Result<Response, ApiError> {
+    check_name(&name)?;
+    let upload = read_upload(request, state.deployer.max_script_bytes).await?;
+    let (record, created) = state
+        .deployer
+        .deploy(NewVersion {
+            namespace: CUSTOMER_NAMESPACE.into(),
+            name,
+            customer_id: Some(customer.id),
+            wasm: upload.wasm,
+            tags: upload.metadata.tags,
+        })
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(ok(status, record))
+}
+
+pub async fn get_script(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Customer(customer): Customer,
+) -> Result<Response, ApiError> {
+    check_name(&name)?;
+    let store = state.deployer.store.clone();
+    let not_found = ApiError::ScriptNotFound(name.clone());
+    let record =
+        blocking(move || Ok(store.get_script(CUSTOMER_NAMESPACE, &name, Some(&customer.id))?))
+            .await?;
+    record.map(|r| ok(StatusCode::OK, r)).ok_or(not_found)
+}
+
+pub async fn delete_script(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Customer(customer): Customer,
+) -> Result<Response, ApiError> {
+    check_name(&name)?;
+    let deleted = state
+        .deployer
+        .delete(CUSTOMER_NAMESPACE, &name, Some(&customer.id))
+        .await?;
+    if deleted {
+        Ok(ok(
+            StatusCode::OK,
+            serde_json::json!({ "name": name, "deleted": true }),
+        ))
+    } else {
+        Err(ApiError::ScriptNotFound(name))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TagFilter {
+    #[serde(default)]
+    tag: Vec<String>,
+}
+
+pub async fn list_scripts(
+    State(state): State<AppState>,
+    Customer(customer): Customer,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    // `serde_html_form` collects repeated keys (`?tag=a&tag=b`) into a Vec.
+    let filter: TagFilter = serde_html_form::from_str(query.as_deref().unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+    let tags = filter.tag;
+    let store = state.deployer.store.clone();
+    let records =
+        blocking(move || Ok(store.list_scripts(CUSTOMER_NAMESPACE, Some(&customer.id), &tags)?))
+            .await?;
+    Ok(ok(StatusCode::OK, records))
+}
+
+pub async fn put_tags(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Customer(customer): Customer,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    check_name(&name)?;
+    let tags: Vec<String> = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!("the body must be a JSON array of strings: {e}"))
+    })?;
+    validate_tags(&tags)?;
+    let _writer = state.deployer.index.writer.lock().await;
+    let store = state.deployer.store.clone();
+    let not_found = ApiError::ScriptNotFound(name.clone());
+    let record =
+        blocking(move || Ok(store.set_tags(CUSTOMER_NAMESPACE, &name, &customer.id, &tags)))
+            .await?;
+    match record {
+        Ok(record) => Ok(ok(StatusCode::OK, record)),
+        Err(crate::store::StoreError::NotFound) => Err(not_found),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,130 @@
+//! Reading an upload body: raw `application/wasm` bytes, or WfP-style
+//! `multipart/form-data` with a `metadata` JSON part (`main_module`, `tags`) and the
+//! module part. The body is read under a hard byte cap; past it the answer is `413`.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use serde::Deserialize;
+
+use super::error::ApiError;
+
+/// The WfP upload metadata (fields this issue acts on; unknown fields are ignored).
+#[derive(Debug, Default, Deserialize)]
+pub struct Metadata {
+    pub main_module: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+pub struct UploadBody {
+    pub wasm: Bytes,
+    pub metadata: Metadata,
+}
+
+/// Room for multipart framing and metadata on top of the component size cap.
+const MULTIPART_OVERHEAD: usize = 64 << 10;
+
+pub async fn read_upload(
+    request: Request,
+    max_script_bytes: usize,
+) -> Result<UploadBody, ApiError> {
+    let is_multipart = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("multipart/form-data"));
+    let too_large = || {
+        ApiError::TooLarge(format!(
+            "the upload is larger than the limit of {max_script_bytes} bytes"
+        ))
+    };
+    let cap = max_script_bytes + if is_multipart { MULTIPART_OVERHEAD } else { 0 };
+    let (parts, body) = request.into_parts();
+    let body = Body::new(Limited::new(body, cap));
+    let request = Request::from_parts(parts, body);
+
+    if !is_multipart {
+        let wasm = request
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| body_error(e, too_large))?
+            .to_bytes();
+        return Ok(UploadBody {
+            wasm,
+            metadata: Metadata::default(),
+        });
+    }
+
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("invalid multipart body: {e}")))?;
+    let mut metadata = None;
+    let mut modules: Vec<(String, Bytes)> = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::BadRequest(format!("invalid multipart body: {e}"))
+        }
+    })? {
+        let name = field.name().unwrap_or_default().to_string();
+        let bytes = field.bytes().await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::BadRequest(format!("invalid multipart part `{name}`: {e}"))
+            }
+        })?;
+        if name == "metadata" {
+            let parsed: Metadata = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::BadRequest(format!("invalid metadata JSON: {e}")))?;
+            metadata = Some(parsed);
+        } else {
+            modules.push((name, bytes));
+        }
+    }
+    let metadata = metadata.unwrap_or_default();
+    let wasm = match &metadata.main_module {
+        Some(main) => modules
+            .into_iter()
+            .find(|(name, _)| name == main)
+            .map(|(_, bytes)| bytes)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "metadata.main_module names `{main}`, but no part has that name"
+                ))
+            })?,
+        None if modules.len() == 1 => modules.remove(0).1,
+        None => {
+            return Err(ApiError::BadRequest(
+                "a multipart upload needs exactly one module part, or metadata.main_module naming it".into(),
+            ));
+        }
+    };
+    if wasm.len() > max_script_bytes {
+        return Err(too_large());
+    }
+    Ok(UploadBody { wasm, metadata })
+}
+
+fn body_error(error: axum::Error, too_large: impl Fn() -> ApiError) -> ApiError {
+    if is_length_limit(&error) {
+        too_large()
+    } else {
+        ApiError::BadRequest(format!("the request body could not be read: {error}"))
+    }
+}
+
+/// True when a body error is (or wraps) the byte cap being hit.
+pub fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}

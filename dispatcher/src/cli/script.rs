@@ -1,0 +1,84 @@
+//! `dispatcher script list | delete`: the admin's view over every customer's scripts.
+
+use std::path::Path;
+
+use clap::Subcommand;
+
+use crate::store::{CUSTOMER_NAMESPACE, Store};
+
+#[derive(Subcommand)]
+pub enum ScriptCommand {
+    /// List scripts, optionally of one customer and carrying every given tag.
+    List {
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete one script by name, or every script carrying a tag.
+    Delete {
+        #[arg(required_unless_present = "tag", conflicts_with = "tag")]
+        name: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(data: &Path, command: ScriptCommand) -> anyhow::Result<()> {
+    let store = Store::open(data)?;
+    match command {
+        ScriptCommand::List {
+            customer,
+            tags,
+            json,
+        } => {
+            let scripts = store.list_scripts(CUSTOMER_NAMESPACE, customer.as_deref(), &tags)?;
+            if json {
+                super::print_json(&scripts);
+            } else {
+                println!(
+                    "{:<24} {:<14} {:>9} {:<26} TAGS",
+                    "NAME", "CUSTOMER", "SIZE", "UPDATED"
+                );
+                for s in scripts {
+                    println!(
+                        "{:<24} {:<14} {:>9} {:<26} {}",
+                        s.name,
+                        s.customer_id.as_deref().unwrap_or("-"),
+                        s.size,
+                        s.updated_at,
+                        s.tags.join(",")
+                    );
+                }
+            }
+        }
+        ScriptCommand::Delete { name, tag, json } => {
+            let deleted = match (name, tag) {
+                (Some(name), _) => {
+                    if store.delete_script(CUSTOMER_NAMESPACE, &name, None)? {
+                        vec![name]
+                    } else {
+                        anyhow::bail!("no script named `{name}`");
+                    }
+                }
+                (None, Some(tag)) => store.delete_scripts_tagged(CUSTOMER_NAMESPACE, &tag)?,
+                (None, None) => unreachable!("clap requires a name or --tag"),
+            };
+            if json {
+                super::print_json(&serde_json::json!({ "deleted": deleted }));
+            } else {
+                for name in &deleted {
+                    println!("deleted {name}");
+                }
+                if deleted.is_empty() {
+                    println!("no scripts matched");
+                }
+            }
+        }
+    }
+    Ok(())
+}

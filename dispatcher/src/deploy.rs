@@ -1,0 +1,205 @@
+//! The upload pipeline and every other change to scripts, used by the API, the CLI and
+//! the demo: name and tag checks → size cap → validate + compile + link (before anything
+//! is committed) → blob written durably → row committed → index updated, all under the
+//! index's writer lock. A failure at any step changes nothing.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::runtime::{LoadedScript, PrepareError, Runtime, ScriptIndex};
+use crate::store::{ScriptRecord, Store, StoreError, Upload, sha256_hex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(
+        "invalid script name `{0}`: use 1-63 of a-z, 0-9 and -, starting with a letter or digit"
+    )]
+    InvalidName(String),
+    #[error(
+        "invalid tag `{0}`: tags are 1-128 printable characters and may not start with `customer_id:`"
+    )]
+    InvalidTag(String),
+    #[error("the component is {size} bytes; the limit is {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error("the script name `{0}` is taken")]
+    NameTaken(String),
+    #[error("script `{0}` not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for DeployError {
+    fn from(e: StoreError) -> Self {
+        DeployError::Store(e)
+    }
+}
+
+/// `^[a-z0-9][a-z0-9-]{0,62}$`
+pub fn valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+const MAX_TAGS: usize = 32;
+
+pub fn validate_tags(tags: &[String]) -> Result<(), DeployError> {
+    if tags.len() > MAX_TAGS {
+        return Err(DeployError::InvalidTag(format!(
+            "(more than {MAX_TAGS} tags)"
+        )));
+    }
+    for tag in tags {
+        let ok = !tag.is_empty()
+            && tag.len() <= 128
+            && !tag.starts_with("customer_id:")
+            && tag.chars().all(|c| !c.is_control());
+        if !ok {
+            return Err(DeployError::InvalidTag(tag.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// A new version of a script, as uploaded.
+pub struct NewVersion {
+    pub namespace: String,
+    pub name: String,
+    pub customer_id: Option<String>,
+    pub wasm: Bytes,
+    /// Replaces the custom tags when given.
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Clone)]
+pub struct Deployer {
+    pub store: Arc<Store>,
+    pub runtime: Arc<Runtime>,
+    pub index: Arc<ScriptIndex>,
+    pub max_script_bytes: usize,
+}
+
+impl Deployer {
+    /// Uploads or replaces a script. Returns its record and whether it was created.
+    pub async fn deploy(&self, version: NewVersion) -> Result<(ScriptRecord, bool), DeployError> {
+        if !valid_name(&version.name) {
+            return Err(DeployError::InvalidName(version.name));
+        }
+        if let Some(tags) = &version.tags {
+            validate_tags(tags)?;
+        }
+        if version.wasm.len() > self.max_script_bytes {
+            return Err(DeployError::TooLarge {
+                size: version.wasm.len(),
+                limit: self.max_script_bytes,
+            });
+        }
+        // Refuse early (before compiling) when the name is someone else's; the commit
+        // below checks again atomically.
+        let this = self.clone();
+        let (ns, name, owner) = (
+            version.namespace.clone(),
+            version.name.clone(),
+            version.customer_id.clone(),
+        );
+        let taken = blocking(move || {
+            Ok::<_, DeployError>(
+                this.store
+                    .get_script(&ns, &name, None)?
+                    .is_some_and(|r| r.customer_id != owner),
+            )
+        })
+        .await?;
+        if taken {
+            return Err(DeployError::NameTaken(version.name));
+        }
+
+        let this = self.clone();
+        let sha256 = sha256_hex(&version.wasm);
+        let (pre, sha256, version) = blocking(move || {
+            let pre = this.runtime.prepare(&this.store, &sha256, &version.wasm)?;
+            Ok::<_, DeployError>((pre, sha256, version))
+        })
+        .await?;
+
+        let _writer = self.index.writer.lock().await;
+        let this = self.clone();
+        blocking(move || {
+            this.store.write_blob(&sha256, &version.wasm)?;
+            let result = this.store.put_script(&Upload {
+                namespace: &version.namespace,
+                name: &version.name,
+                customer_id: version.customer_id.as_deref(),
+                sha256: &sha256,
+                size: version.wasm.len() as u64,
+                tags: version.tags.as_deref(),
+            });
+            let (record, created) = match result {
+                Err(StoreError::NameTaken) => return Err(DeployError::NameTaken(version.name)),
+                other => other?,
+            };
+            this.index.insert(
+                LoadedScript {
+                    namespace: version.namespace,
+                    name: version.name,
+                    sha256,
+                    customer_id: version.customer_id,
+                    pre,
+                },
+                &this.runtime,
+            );
+            Ok((record, created))
+        })
+        .await
+    }
+
+    /// Deletes a script (of `owner` when given). False when there was none to delete.
+    pub async fn delete(
+        &self,
+        namespace: &str,
+        name: &str,
+        owner: Option<&str>,
+    ) -> Result<bool, DeployError> {
+        let _writer = self.index.writer.lock().await;
+        let this = self.clone();
+        let (ns, name, owner) = (
+            namespace.to_string(),
+            name.to_string(),
+            owner.map(String::from),
+        );
+        blocking(move || {
+            let deleted = this.store.delete_script(&ns, &name, owner.as_deref())?;
+            if deleted {
+                this.index.remove(&ns, &[name], &this.runtime);
+            }
+            Ok(deleted)
+        })
+        .await
+    }
+
+    /// Re-reads every script from the store (after another process changed it).
+    pub async fn sync_from_store(&self) -> Result<(), DeployError> {
+        let _writer = self.index.writer.lock().await;
+        let this = self.clone();
+        blocking(move || Ok(this.index.sync_from_store(&this.store, &this.runtime)?)).await
+    }
+}
+
+/// Runs blocking store or compile work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, DeployError> + Send + 'static,
+) -> Result<T, DeployError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| DeployError::Internal(e.to_string()))?
+}

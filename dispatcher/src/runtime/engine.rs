@@ -1,0 +1,69 @@
+//! The process's one wasmtime `Engine`: async, component model, epoch interruption, and
+//! the pooling instance allocator (slots reserved once, copy-on-write memory images), so
+//! a fresh instance per request costs microseconds.
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Sizing of the engine; from the server configuration.
+#[derive(Debug, Clone)]
+pub struct EngineLimits {
+    /// Most instances alive at once (one per in-flight request or service call).
+    pub max_instances: u32,
+    /// Largest linear memory a guest may grow to, in bytes.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            max_instances: 1000,
+            max_memory_bytes: 128 << 20,
+        }
+    }
+}
+
+/// How often the epoch ticks; a running guest yields to the scheduler at each tick.
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+pub fn new_engine(limits: &EngineLimits) -> wasmtime::Result<Engine> {
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(limits.max_instances)
+        .total_core_instances(limits.max_instances * 4)
+        .total_memories(limits.max_instances * 2)
+        .total_tables(limits.max_instances * 4)
+        .total_stacks(limits.max_instances)
+        .max_memory_size(limits.max_memory_bytes)
+        .max_memories_per_component(8)
+        .max_tables_per_component(16);
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    Engine::new(&config)
+}
+
+/// Advances the engine's epoch every `EPOCH_TICK` for as long as the engine lives.
+pub fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawn the epoch ticker thread");
+}
+
+/// A stable name for "artifacts this engine can load": compiled artifacts are keyed by it.
+pub fn compatibility_hash(engine: &Engine) -> String {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::hash::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}

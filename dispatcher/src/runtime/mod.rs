@@ -1,0 +1,105 @@
+//! Everything wasmtime: the engine, the linker, compiling and caching components, the
+//! in-memory index of ready scripts, and running one request in a fresh `Store`.
+//! HTTP framework types never enter here; wasmtime types never leave except as
+//! `hyper`/`http` requests and responses.
+
+mod artifacts;
+mod capture;
+pub mod engine;
+mod host;
+mod index;
+mod invoke;
+mod validate;
+
+use std::sync::Arc;
+
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+pub use artifacts::ArtifactError;
+pub use engine::EngineLimits;
+pub use host::Host;
+pub use index::{LoadedScript, ScriptIndex};
+pub use invoke::{InvokeError, InvokeLimits};
+pub use validate::ValidateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Invalid(#[from] ValidateError),
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error("the component cannot be linked: {0}")]
+    Link(String),
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Host>,
+    artifacts: artifacts::ArtifactCache,
+    invoke_limits: InvokeLimits,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Runtime {
+    pub fn new(
+        data_dir: &std::path::Path,
+        engine_limits: &EngineLimits,
+        invoke_limits: InvokeLimits,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Runtime> {
+        let engine = engine::new_engine(engine_limits)?;
+        engine::spawn_epoch_ticker(&engine);
+        let linker = host::new_linker(&engine)?;
+        let artifacts = artifacts::ArtifactCache::new(data_dir, &engine)?;
+        Ok(Runtime {
+            engine,
+            linker,
+            artifacts,
+            invoke_limits,
+            metrics,
+        })
+    }
+
+    /// Upload path: validates, compiles (storing the artifact) and links `wasm`.
+    /// Blocking and CPU-heavy: run it on the blocking pool.
+    pub fn prepare(
+        &self,
+        store: &Store,
+        sha256: &str,
+        wasm: &[u8],
+    ) -> Result<ProxyPre<Host>, PrepareError> {
+        validate::validate_component(wasm)?;
+        let component = self
+            .artifacts
+            .compile(&self.engine, store, &self.metrics, sha256, wasm)?;
+        self.link(&component)
+    }
+
+    /// Start and change path: the script's compiled artifact from disk (verified), or a
+    /// recompile from its stored bytes when the artifact cannot be used.
+    pub fn load(&self, store: &Store, sha256: &str) -> Result<ProxyPre<Host>, PrepareError> {
+        let component = self
+            .artifacts
+            .load(&self.engine, store, &self.metrics, sha256)?;
+        self.link(&component)
+    }
+
+    fn link(
+        &self,
+        component: &wasmtime::component::Component,
+    ) -> Result<ProxyPre<Host>, PrepareError> {
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        ProxyPre::new(pre).map_err(|e| {
+            PrepareError::Link(format!(
+                "{e:#} (a script must export wasi:http/incoming-handler)"
+            ))
+        })
+    }
+}

@@ -1,0 +1,77 @@
+//! Upload validation of component bytes with `wasmparser`, before anything is compiled:
+//! the bytes must be a valid component (a core module is refused with how to build a
+//! component), and every top-level import must come from an allowed package. Whether the
+//! import's exact interface and version can be satisfied is checked afterwards by linking.
+
+use wasmparser::{Parser, Payload, Validator, WasmFeatures};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    #[error("the upload is not a WebAssembly binary")]
+    NotWasm,
+    #[error(
+        "this is a core WebAssembly module, not a component; build a component with \
+         `cargo build --target wasm32-wasip2` (or `wasm-tools component new`)"
+    )]
+    CoreModule,
+    #[error("invalid WebAssembly component: {0}")]
+    Invalid(String),
+    #[error(
+        "import `{0}` is not allowed: scripts may import wasi:http, wasi:io, wasi:clocks, wasi:random, wasi:cli, wasi:filesystem, wasi:sockets and platform:* interfaces"
+    )]
+    ImportNotAllowed(String),
+}
+
+/// Packages a script may import from; each is given safely by the host (see `host.rs`).
+const ALLOWED_PACKAGES: &[&str] = &[
+    "wasi:http",
+    "wasi:io",
+    "wasi:clocks",
+    "wasi:random",
+    "wasi:cli",
+    "wasi:filesystem",
+    "wasi:sockets",
+];
+
+pub fn validate_component(bytes: &[u8]) -> Result<(), ValidateError> {
+    if Parser::is_core_wasm(bytes) {
+        return Err(ValidateError::CoreModule);
+    }
+    if !Parser::is_component(bytes) {
+        return Err(ValidateError::NotWasm);
+    }
+    Validator::new_with_features(WasmFeatures::default())
+        .validate_all(bytes)
+        .map_err(|e| ValidateError::Invalid(e.to_string()))?;
+    for import in top_level_imports(bytes)? {
+        if !import_allowed(&import) {
+            return Err(ValidateError::ImportNotAllowed(import));
+        }
+    }
+    Ok(())
+}
+
+fn import_allowed(name: &str) -> bool {
+    let package = name.split('/').next().unwrap_or(name);
+    ALLOWED_PACKAGES.contains(&package) || package.starts_with("platform:")
+}
+
+/// Names of the component's own imports (not those of components nested inside it).
+fn top_level_imports(bytes: &[u8]) -> Result<Vec<String>, ValidateError> {
+    let mut imports = Vec::new();
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| ValidateError::Invalid(e.to_string()))? {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(section) if depth == 0 => {
+                for import in section {
+                    let import = import.map_err(|e| ValidateError::Invalid(e.to_string()))?;
+                    imports.push(import.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(imports)
+}

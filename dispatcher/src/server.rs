@@ -1,0 +1,152 @@
+//! `dispatcher serve`: opens the store and runtime, loads every script, and serves the
+//! router on hyper-util with a header-read timeout (which also closes idle keep-alive
+//! connections). A background task picks up changes other processes (the CLI) commit
+//! to the store, within `CHANGE_POLL` — well under the promised one second.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::deploy::Deployer;
+use crate::metrics::Metrics;
+use crate::runtime::{Runtime, ScriptIndex};
+use crate::store::Store;
+
+const CHANGE_POLL: Duration = Duration::from_millis(250);
+
+/// Opens the data directory: store, runtime and an index loaded from the store.
+pub async fn open(data_dir: &Path, config: &Config) -> anyhow::Result<Deployer> {
+    let store = Arc::new(Store::open(data_dir)?);
+    let metrics = Arc::new(Metrics::default());
+    let runtime = Arc::new(Runtime::new(
+        data_dir,
+        &config.engine_limits(),
+        config.invoke_limits(),
+        metrics,
+    )?);
+    let deployer = Deployer {
+        store,
+        runtime,
+        index: Arc::new(ScriptIndex::default()),
+        max_script_bytes: config.max_script_bytes,
+    };
+    deployer.sync_from_store().await?;
+    Ok(deployer)
+}
+
+pub async fn serve(config: Config, data_dir: &Path, demo: bool) -> anyhow::Result<()> {
+    let deployer = open(data_dir, &config).await?;
+    if demo {
+        crate::demo::print(&crate::demo::ensure(&deployer).await?, config.listen);
+    }
+    spawn_change_watcher(deployer.clone())?;
+
+    let listener = TcpListener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, data = %data_dir.display(), "dispatcher listening");
+    println!("dispatcher listening on http://{address}");
+    if deployer.store.list_customers()?.is_empty() {
+        println!(
+            "no customers yet: create one with `dispatcher --data {} customer create NAME`",
+            data_dir.display()
+        );
+    }
+
+    let header_read_timeout = config.header_read_timeout();
+    let app = api::router(AppState {
+        deployer,
+        config: Arc::new(config),
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection closed with an error");
+            }
+        });
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+    }
+    Ok(())
+}
+
+fn spawn_change_watcher(deployer: Deployer) -> anyhow::Result<()> {
+    let mut watcher = deployer.store.change_watcher()?;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(CHANGE_POLL).await;
+            let (back, changed) = match tokio::task::spawn_blocking(move || {
+                let changed = watcher.changed();
+                (watcher, changed)
+            })
+            .await
+            {
+                Ok(result) => result,
+                Err(error) => {
+                    tracing::error!(%error, "change watcher died");
+                    return;
+                }
+            };
+            watcher = back;
+            match changed {
+                Ok(false) => {}
+                Ok(true) => {
+                    if let Err(error) = deployer.sync_from_store().await {
+                        tracing::error!(%error, "reloading scripts failed");
+                    }
+                }
+                Err(error) => tracing::error!(%error, "checking the store for changes failed"),
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

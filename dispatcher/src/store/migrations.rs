@@ -1,0 +1,42 @@
+//! Schema migrations: the `migrations/NNNN_name.sql` files, embedded in the binary and
+//! applied in order at start, each recorded in `schema_migrations` and never re-applied.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// (version, name, sql), in the order they must be applied.
+const MIGRATIONS: &[(u32, &str, &str)] = &[(
+    1,
+    "namespace",
+    include_str!("../../../migrations/0001_namespace.sql"),
+)];
+
+/// Applies every migration not yet recorded, each in its own transaction.
+pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY,
+            name       TEXT NOT NULL,
+            applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        )",
+    )?;
+    for (version, name, sql) in MIGRATIONS {
+        let tx = conn.transaction()?;
+        let applied: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+            [version],
+            |row| row.get(0),
+        )?;
+        if !applied {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)",
+                rusqlite::params![version, name],
+            )?;
+            tracing::info!(version, name, "applied migration");
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}

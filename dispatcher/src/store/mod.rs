@@ -1,0 +1,119 @@
+//! The namespace store: one SQLite database (`dispatcher.db`, WAL, `synchronous=FULL`) in
+//! the data directory, plus content-addressed component bytes under `blobs/`.
+//!
+//! It owns persistence only: customers and their hashed tokens, scripts and tags, and
+//! the digests of compiled artifacts. It knows nothing about HTTP or wasmtime. Calls are
+//! blocking; async callers run them on the blocking pool.
+
+mod blobs;
+mod customers;
+mod migrations;
+mod scripts;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use customers::{Customer, IssuedToken};
+pub use scripts::{ScriptHead, ScriptRecord, Upload};
+
+/// Namespace of scripts uploaded by customers.
+pub const CUSTOMER_NAMESPACE: &str = "customers";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("storage I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the name is taken by another customer")]
+    NameTaken,
+    #[error("not found")]
+    NotFound,
+}
+
+/// The open store. Cheap to share behind an `Arc`; one connection, serialised.
+pub struct Store {
+    data_dir: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the data directory and database and applies migrations.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir.join("blobs"))?;
+        let mut conn = open_connection(data_dir)?;
+        migrations::apply(&mut conn)?;
+        Ok(Store {
+            data_dir: data_dir.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// A watcher that tells when another connection (the CLI, another process) committed.
+    pub fn change_watcher(&self) -> Result<ChangeWatcher, StoreError> {
+        let conn = open_connection(&self.data_dir)?;
+        let mut watcher = ChangeWatcher { conn, last: 0 };
+        watcher.last = watcher.data_version()?;
+        Ok(watcher)
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back
+        // on drop), so a poisoned lock is still usable.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn open_connection(data_dir: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        data_dir.join("dispatcher.db"),
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Polls SQLite's `data_version`, which changes when another connection commits.
+pub struct ChangeWatcher {
+    conn: Connection,
+    last: i64,
+}
+
+impl ChangeWatcher {
+    fn data_version(&mut self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |row| row.get(0))?)
+    }
+
+    /// True when something was committed since the last call.
+    pub fn changed(&mut self) -> Result<bool, StoreError> {
+        let now = self.data_version()?;
+        let changed = now != self.last;
+        self.last = now;
+        Ok(changed)
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::fill(&mut buf[..]);
+    hex::encode(buf)
+}
+
+pub use blobs::{sha256_hex, tempfile_in};
+pub use scripts::customer_tag;

@@ -1,0 +1,205 @@
+//! Test harness: a real `dispatcher serve` on a free loopback port with its own temp data
+//! directory, a real HTTP client, the real CLI, and the guest components built by
+//! `dispatcher/build.rs`. Tests speak HTTP and never reach into internals.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_dispatcher");
+
+/// A guest component built from `examples/` or `tests/guests/`.
+pub fn guest(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("DISPATCHER_GUESTS_DIR")).join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub port: u16,
+    data: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    client: Client,
+}
+
+impl Server {
+    /// A server on a fresh, empty data directory.
+    pub fn start() -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data = temp.path().join("data");
+        let mut server = Server::start_in(&data, &[]);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// A server on `data` (which may hold a previous server's state).
+    pub fn start_in(data: &Path, extra_args: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log_path(data))
+                    .expect("open server log"),
+            ))
+            .spawn()
+            .expect("spawn dispatcher serve");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("dispatcher listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+                // Keep draining so the server never blocks on a full pipe.
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("server did not start; log:\n{}", read_log(data)));
+        let port = base.rsplit(':').next().unwrap().parse().unwrap();
+        Server {
+            child,
+            base,
+            port,
+            data: data.to_path_buf(),
+            _temp: None,
+            client: Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// Stops the server, keeping its data directory for a restart.
+    pub fn stop(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (self.data.clone(), self._temp.take())
+    }
+
+    /// The server's stderr log so far (tracing output, captured script console lines).
+    pub fn log(&self) -> String {
+        read_log(&self.data)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request(reqwest::Method::GET, path).send().expect("GET")
+    }
+
+    /// `GET /` on host `{name}.localhost` (host routing).
+    pub fn get_host(&self, name: &str, path: &str) -> Response {
+        self.request(reqwest::Method::GET, path)
+            .header("host", format!("{name}.localhost:{}", self.port))
+            .send()
+            .expect("GET with host")
+    }
+
+    pub fn upload(&self, token: &str, name: &str, wasm: &[u8]) -> Response {
+        self.request(reqwest::Method::PUT, &format!("/script/{name}"))
+            .header("x-customer-token", token)
+            .header("content-type", "application/wasm")
+            .body(wasm.to_vec())
+            .send()
+            .expect("PUT script")
+    }
+
+    /// Runs the CLI against this server's data directory.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        cli(&self.data, args)
+    }
+
+    /// Creates a customer with the CLI; returns (id, token).
+    pub fn create_customer(&self, name: &str) -> (String, String) {
+        let out = self.cli(&["customer", "create", name, "--json"]);
+        assert!(out.status.success(), "customer create failed: {out:?}");
+        let doc: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+        (
+            doc["id"].as_str().unwrap().to_string(),
+            doc["token"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// A metric's value from `GET /metrics`.
+    pub fn metric(&self, name: &str) -> u64 {
+        let text = self.get("/metrics").text().unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn cli(data: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("run the dispatcher CLI")
+}
+
+fn log_path(data: &Path) -> PathBuf {
+    std::fs::create_dir_all(data).expect("create data dir");
+    data.join("server.log")
+}
+
+fn read_log(data: &Path) -> String {
+    std::fs::read_to_string(log_path(data)).unwrap_or_default()
+}
+
+/// The JSON body of a response, checked to be the envelope with `ok` = `expect_ok`.
+pub fn envelope(response: Response, expect_ok: bool) -> Value {
+    let status = response.status();
+    let body: Value = response.json().expect("an envelope JSON body");
+    assert_eq!(body["ok"], Value::Bool(expect_ok), "status {status}: {body}");
+    body
+}
+
+/// Asserts an error envelope with `status` and `code`; returns the message.
+pub fn expect_error(response: Response, status: u16, code: &str) -> String {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let body = envelope(response, false);
+    assert_eq!(body["error"]["code"], code, "{body}");
+    body["error"]["message"].as_str().unwrap().to_string()
+}
+
+/// Polls `check` until it returns true or `within` passes.
+pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}

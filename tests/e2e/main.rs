@@ -1,0 +1,11 @@
+//! End-to-end tests of the dispatcher as its users meet it: a real server on a loopback
+//! port, real components, the real CLI, real SQLite files in a temp directory.
+
+mod harness;
+
+mod bad_uploads;
+mod cli;
+mod dispatch;
+mod persistence;
+mod scripts;
+mod sandbox;
