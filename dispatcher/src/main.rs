@@ -7,6 +7,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match dispatcher::cli::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,

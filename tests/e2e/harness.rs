@@ -106,7 +106,9 @@ impl Server {
     }
 
     pub fn get(&self, path: &str) -> Response {
-        self.request(reqwest::Method::GET, path).send().expect("GET")
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .expect("GET")
     }
 
     /// `GET /` on host `{name}.localhost` (host routing).
@@ -180,7 +182,11 @@ fn read_log(data: &Path) -> String {
 pub fn envelope(response: Response, expect_ok: bool) -> Value {
     let status = response.status();
     let body: Value = response.json().expect("an envelope JSON body");
-    assert_eq!(body["ok"], Value::Bool(expect_ok), "status {status}: {body}");
+    assert_eq!(
+        body["ok"],
+        Value::Bool(expect_ok),
+        "status {status}: {body}"
+    );
     body
 }
 

@@ -7,5 +7,5 @@ mod bad_uploads;
 mod cli;
 mod dispatch;
 mod persistence;
-mod scripts;
 mod sandbox;
+mod scripts;

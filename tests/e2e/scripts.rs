@@ -17,10 +17,12 @@ fn uploading_hello_then_opening_its_url_answers_hello() {
     assert_eq!(record["customer_id"], id.as_str());
     assert_eq!(record["size"], guest("hello").len());
     assert_eq!(record["sha256"].as_str().unwrap().len(), 64);
-    assert!(record["tags"]
-        .as_array()
-        .unwrap()
-        .contains(&format!("customer_id:{id}").into()));
+    assert!(
+        record["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&format!("customer_id:{id}").into())
+    );
 
     let by_path = server.get("/dispatch/my-customer-script/");
     assert_eq!(by_path.status(), 200);
@@ -91,7 +93,10 @@ fn scripts_are_listed_and_filtered_by_tags_and_tags_can_be_replaced() {
     assert_eq!(list(""), ["one", "three", "two"]);
     assert_eq!(list("?tag=prod"), ["one", "two"]);
     assert_eq!(list("?tag=prod&tag=eu"), ["one"]);
-    assert_eq!(list(&format!("?tag=customer_id:{id}&tag=staging")), ["three"]);
+    assert_eq!(
+        list(&format!("?tag=customer_id:{id}&tag=staging")),
+        ["three"]
+    );
     assert!(list("?tag=nope").is_empty());
 
     let retag = server
@@ -153,7 +158,11 @@ fn a_customer_never_sees_replaces_or_deletes_another_customers_script() {
             .unwrap()
     };
     expect_error(as_bob(Method::GET, "/script/shop"), 404, "script_not_found");
-    expect_error(as_bob(Method::DELETE, "/script/shop"), 404, "script_not_found");
+    expect_error(
+        as_bob(Method::DELETE, "/script/shop"),
+        404,
+        "script_not_found",
+    );
     let retag = server
         .request(Method::PUT, "/script/shop/tags")
         .header("x-customer-token", &bob)
@@ -161,7 +170,11 @@ fn a_customer_never_sees_replaces_or_deletes_another_customers_script() {
         .send()
         .unwrap();
     expect_error(retag, 404, "script_not_found");
-    expect_error(server.upload(&bob, "shop", &guest("echo-wstd")), 409, "name_taken");
+    expect_error(
+        server.upload(&bob, "shop", &guest("echo-wstd")),
+        409,
+        "name_taken",
+    );
     let bobs = envelope(as_bob(Method::GET, "/scripts"), true);
     assert_eq!(bobs["data"], serde_json::json!([]));
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::Customer;
 use super::error::{ApiError, ok};
-use super::upload::read_upload;
+use super::upload::{drain, read_upload};
 use crate::deploy::{NewVersion, blocking, valid_name, validate_tags};
 use crate::store::CUSTOMER_NAMESPACE;
 
@@ -25,10 +25,17 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 pub async fn put_script(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Customer(customer): Customer,
+    customer: Result<Customer, ApiError>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    check_name(&name)?;
+    let checked = check_name(&name).and(customer);
+    let Customer(customer) = match checked {
+        Ok(customer) => customer,
+        Err(error) => {
+            drain(request.into_body()).await;
+            return Err(error);
+        }
+    };
     let upload = read_upload(request, state.deployer.max_script_bytes).await?;
     let (record, created) = state
         .deployer

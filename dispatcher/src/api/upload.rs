@@ -40,43 +40,48 @@ pub async fn read_upload(
         ))
     };
     let cap = max_script_bytes + if is_multipart { MULTIPART_OVERHEAD } else { 0 };
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > cap as u64) {
+        return Err(too_large());
+    }
     let (parts, body) = request.into_parts();
-    let body = Body::new(Limited::new(body, cap));
-    let request = Request::from_parts(parts, body);
+    let request = Request::from_parts(parts, Body::new(Limited::new(body, cap)));
 
+    // Read the whole body (bounded) before parsing, so every error below is answered
+    // after the client finished sending, and it can read the answer.
+    let (parts, body) = request.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| body_error(e, too_large))?
+        .to_bytes();
     if !is_multipart {
-        let wasm = request
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| body_error(e, too_large))?
-            .to_bytes();
         return Ok(UploadBody {
-            wasm,
+            wasm: bytes,
             metadata: Metadata::default(),
         });
     }
 
+    let request = Request::from_parts(parts, Body::from(bytes));
     let mut multipart = Multipart::from_request(request, &())
         .await
         .map_err(|e| ApiError::BadRequest(format!("invalid multipart body: {e}")))?;
     let mut metadata = None;
     let mut modules: Vec<(String, Bytes)> = Vec::new();
-    while let Some(field) = multipart.next_field().await.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            too_large()
-        } else {
-            ApiError::BadRequest(format!("invalid multipart body: {e}"))
-        }
-    })? {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("invalid multipart body: {e}")))?
+    {
         let name = field.name().unwrap_or_default().to_string();
-        let bytes = field.bytes().await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                ApiError::BadRequest(format!("invalid multipart part `{name}`: {e}"))
-            }
-        })?;
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("invalid multipart part `{name}`: {e}")))?;
         if name == "metadata" {
             let parsed: Metadata = serde_json::from_slice(&bytes)
                 .map_err(|e| ApiError::BadRequest(format!("invalid metadata JSON: {e}")))?;
@@ -115,6 +120,16 @@ fn body_error(error: axum::Error, too_large: impl Fn() -> ApiError) -> ApiError 
     } else {
         ApiError::BadRequest(format!("the request body could not be read: {error}"))
     }
+}
+
+/// Reads and discards what is left of a request body (bounded by the body cap and a
+/// timeout), so a client still sending gets to read the error answered early.
+pub async fn drain(body: Body) {
+    let discard = async {
+        let mut body = body;
+        while let Some(Ok(_)) = body.frame().await {}
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), discard).await;
 }
 
 /// True when a body error is (or wraps) the byte cap being hit.
