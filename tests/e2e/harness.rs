@@ -81,10 +81,6 @@ impl Server {
         }
     }
 
-    pub fn data(&self) -> &Path {
-        &self.data
-    }
-
     /// Stops the server, keeping its data directory for a restart.
     pub fn stop(mut self) -> (PathBuf, Option<tempfile::TempDir>) {
         let _ = self.child.kill();

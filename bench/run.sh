@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Throughput and cost of a hello request: the dispatcher (`/dispatch/hello/`) against a
+# bare axum handler and `wasmtime serve` of the same hello component, same machine, same
+# load, one run. Prints req/s, p50/p99 latency and server CPU µs per request, and the
+# ratios. Installs wrk (Debian) and wasmtime-cli (same version as our wasmtime) if absent.
+#
+#   bash bench/run.sh            # 3 rounds of 10 s per server, 64 connections, 2 threads
+#   ROUNDS=5 DURATION=20 bash bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+WASMTIME_VERSION=48.0.8
+WASMTIME_ROOT=${WASMTIME_ROOT:-$HOME/.local/wasmtime-$WASMTIME_VERSION}
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+WASMTIME="$WASMTIME_ROOT/bin/wasmtime"
+if ! "$WASMTIME" --version 2>/dev/null | grep -q "$WASMTIME_VERSION"; then
+    echo "installing wasmtime-cli $WASMTIME_VERSION (one-time, slow)..." >&2
+    cargo install wasmtime-cli --version "$WASMTIME_VERSION" --locked --root "$WASMTIME_ROOT"
+fi
+
+cargo build --release -j2 -p dispatcher -p bench >&2
+HELLO=$(ls target/release/build/dispatcher-*/out/hello.wasm | head -n1)
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+
+# Servers on fixed loopback ports.
+target/release/axum-hello 127.0.0.1:8790 >/dev/null &
+AXUM_PID=$!
+target/release/dispatcher --data "$WORK/data" serve --listen 127.0.0.1:8791 --demo >/dev/null 2>"$WORK/dispatcher.log" &
+DISPATCHER_PID=$!
+"$WASMTIME" serve -Scli --addr 127.0.0.1:8792 "$HELLO" >/dev/null 2>&1 &
+WASMTIME_PID=$!
+
+wait_up() { for _ in $(seq 100); do curl -fs "$1" >/dev/null && return; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
+wait_up http://127.0.0.1:8790/
+wait_up http://127.0.0.1:8791/dispatch/hello/
+wait_up http://127.0.0.1:8792/
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+# run NAME PID URL -> appends "name rps p50_us p99_us cpu_us_per_req" to results
+run() {
+    local name=$1 pid=$2 url=$3
+    wrk -t2 -c"$CONNECTIONS" -d2s "$url" >/dev/null  # warm up
+    for round in $(seq "$ROUNDS"); do
+        local before after out
+        before=$(cpu_ticks "$pid")
+        out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url")
+        after=$(cpu_ticks "$pid")
+        python3 - "$name" "$before" "$after" "$TICK" <<PY >>"$WORK/results"
+import re, sys
+name, before, after, tick = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+out = """$out"""
+def us(text):
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+requests = int(re.search(r"(\d+) requests in", out).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+p50 = us(re.search(r"50%\s+(\S+)", out).group(1))
+p99 = us(re.search(r"99%\s+(\S+)", out).group(1))
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+assert not errors, f"{name}: {errors.group(0)}"
+cpu_us = (after - before) / tick * 1e6 / requests
+print(name, rps, p50, p99, cpu_us)
+PY
+    done
+}
+
+# Interleave the servers round by round so machine noise hits all of them alike.
+for round in $(seq "$ROUNDS"); do
+    ROUNDS=1 run axum "$AXUM_PID" http://127.0.0.1:8790/
+    ROUNDS=1 run dispatcher "$DISPATCHER_PID" http://127.0.0.1:8791/dispatch/hello/
+    ROUNDS=1 run wasmtime-serve "$WASMTIME_PID" http://127.0.0.1:8792/
+done
+
+python3 - "$WORK/results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, *values = line.split()
+    rows.setdefault(name, []).append([float(v) for v in values])
+med = {n: [statistics.median(col) for col in zip(*r)] for n, r in rows.items()}
+print(f"{'server':<16}{'req/s':>10}{'p50 µs':>10}{'p99 µs':>10}{'CPU µs/req':>12}   (medians of {len(rows['axum'])} rounds)")
+for name in ("axum", "dispatcher", "wasmtime-serve"):
+    rps, p50, p99, cpu = med[name]
+    print(f"{name:<16}{rps:>10.0f}{p50:>10.0f}{p99:>10.0f}{cpu:>12.1f}")
+d, a, w = med["dispatcher"], med["axum"], med["wasmtime-serve"]
+print()
+print(f"dispatcher vs wasmtime serve: {d[0]/w[0]:.2f}x req/s, {w[3]/d[3]:.2f}x less CPU per request")
+print(f"dispatcher vs bare axum:      {d[0]/a[0]:.2f}x req/s, {d[3]/a[3]:.2f}x CPU per request")
+PY
