@@ -35,7 +35,15 @@ pub fn new_engine(limits: &EngineLimits) -> wasmtime::Result<Engine> {
         .total_stacks(limits.max_instances)
         .max_memory_size(limits.max_memory_bytes)
         .max_memories_per_component(8)
-        .max_tables_per_component(16);
+        .max_tables_per_component(16)
+        // Reset a returned slot by rewriting its first pages in place instead of
+        // unmapping them: the next instance in the slot then takes no page faults for
+        // its stack and heap. Reset cost stays bounded by these sizes.
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(64 << 10)
+        .async_stack_keep_resident(128 << 10)
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        .decommit_batch_size(64);
 
     let mut config = Config::new();
     config

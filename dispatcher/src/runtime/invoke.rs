@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Body;
+use http_body_util::BodyExt as _;
 use wasmtime::Store;
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::body::{HyperIncomingBody, HyperOutgoingBody};
 
 use super::capture::LogCapture;
 use super::{Host, LoadedScript, Runtime};
@@ -67,6 +68,7 @@ impl Runtime {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
         let result = self.run(script, request).await;
         self.metrics.request(match &result {
             Ok(_) => Outcome::Ok,
@@ -75,15 +77,11 @@ impl Runtime {
         result
     }
 
-    async fn run<B>(
+    async fn run(
         &self,
         script: Arc<LoadedScript>,
-        request: hyper::Request<B>,
-    ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError>
-    where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
-    {
+        request: hyper::Request<HyperIncomingBody>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
         let logs = LogCapture::new(self.invoke_limits.log_capacity);
         let mut store = Store::new(&self.engine, Host::new(&logs));
         // Yield to the scheduler at every epoch tick so a busy guest cannot hog a thread.
