@@ -83,12 +83,7 @@ async fn body_limit(State(state): State<AppState>, request: Request, next: Next)
         .config
         .max_request_body_bytes
         .max(state.config.max_script_bytes + (64 << 10));
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
+    if upload::declares_more_than(request.headers(), limit) {
         return ApiError::TooLarge(format!("the request body is larger than {limit} bytes"))
             .into_response();
     }

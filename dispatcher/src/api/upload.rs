@@ -40,12 +40,7 @@ pub async fn read_upload(
         ))
     };
     let cap = max_script_bytes + if is_multipart { MULTIPART_OVERHEAD } else { 0 };
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > cap as u64) {
+    if declares_more_than(request.headers(), cap) {
         return Err(too_large());
     }
     let (parts, body) = request.into_parts();
@@ -120,6 +115,16 @@ fn body_error(error: axum::Error, too_large: impl Fn() -> ApiError) -> ApiError 
     } else {
         ApiError::BadRequest(format!("the request body could not be read: {error}"))
     }
+}
+
+/// True when the request announces (`Content-Length`) a body larger than `cap`, so it
+/// can be refused before any of it is read.
+pub fn declares_more_than(headers: &axum::http::HeaderMap, cap: usize) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > cap as u64)
 }
 
 /// Reads and discards what is left of a request body (bounded by the body cap and a
