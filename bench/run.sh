@@ -19,7 +19,11 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk;
 WASMTIME="$WASMTIME_ROOT/bin/wasmtime"
 if ! "$WASMTIME" --version 2>/dev/null | grep -q "$WASMTIME_VERSION"; then
     echo "installing wasmtime-cli $WASMTIME_VERSION (one-time, slow)..." >&2
-    cargo install wasmtime-cli --version "$WASMTIME_VERSION" --locked --root "$WASMTIME_ROOT"
+    # Only what `wasmtime serve` needs: the full default feature set takes far longer to
+    # build and changes nothing about how `serve` runs a wasi:http component.
+    cargo install wasmtime-cli --version "$WASMTIME_VERSION" --locked --root "$WASMTIME_ROOT" \
+        --no-default-features \
+        --features serve,run,cranelift,pooling-allocator,component-model,component-model-async,parallel-compilation,cache,wat
 fi
 
 cargo build --release -j2 -p dispatcher -p bench >&2

@@ -1,6 +1,6 @@
-//! Builds every guest component of the workspace (`examples/*` and `tests/guests/*`) for
-//! `wasm32-wasip2` once, so the binary can embed the default template and the tests can
-//! upload real components. Guests go to their own target directory so this nested cargo
+//! Builds every guest component of the workspace (`platform-module`, `examples/*` and
+//! `tests/guests/*`) for `wasm32-wasip2` once, so the binary can embed the platform module
+//! and the default template and the tests can upload real components. Guests go to their own target directory so this nested cargo
 //! never waits on the outer one. If the `wasm32-wasip2` target is missing it is installed
 //! with rustup, so `cargo run` works on a fresh machine.
 
@@ -17,10 +17,12 @@ fn main() {
         .expect("dispatcher/ sits in the workspace");
     let out_dir = PathBuf::from(env("OUT_DIR"));
 
-    let guests: Vec<(String, PathBuf)> = ["examples", "tests/guests"]
+    let mut guests: Vec<(String, PathBuf)> = ["examples", "tests/guests"]
         .iter()
         .flat_map(|dir| guest_crates(&workspace.join(dir)))
         .collect();
+    // The platform module, embedded in the binary and composed into scripts at upload.
+    guests.push(("platform-module".into(), workspace.join("platform-module")));
     for (_, dir) in &guests {
         println!("cargo:rerun-if-changed={}", dir.display());
     }

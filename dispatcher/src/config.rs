@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::runtime::{EngineLimits, InvokeLimits};
+use crate::runtime::{EngineLimits, InvokeLimits, SqlLimits};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,6 +31,10 @@ pub struct Config {
     pub max_memory_mb: usize,
     /// Console output kept per request, in bytes.
     pub log_capacity_bytes: usize,
+    /// Largest SQL (`d1`) database, in MiB.
+    pub max_database_mb: u64,
+    /// Longest one SQL statement may run, in milliseconds.
+    pub sql_statement_ms: u64,
 }
 
 impl Default for Config {
@@ -45,6 +49,8 @@ impl Default for Config {
             max_instances: 1000,
             max_memory_mb: 128,
             log_capacity_bytes: 64 << 10,
+            max_database_mb: 500,
+            sql_statement_ms: 1000,
         }
     }
 }
@@ -71,6 +77,14 @@ impl Config {
         InvokeLimits {
             wall_time: Duration::from_millis(self.wall_time_ms),
             log_capacity: self.log_capacity_bytes,
+        }
+    }
+
+    pub fn sql_limits(&self) -> SqlLimits {
+        SqlLimits {
+            max_database_bytes: self.max_database_mb << 20,
+            statement_time: Duration::from_millis(self.sql_statement_ms),
+            max_result_bytes: 16 << 20,
         }
     }
 

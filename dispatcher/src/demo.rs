@@ -41,6 +41,7 @@ pub async fn ensure(deployer: &Deployer) -> anyhow::Result<Demo> {
             customer_id: Some(issued.customer.id.clone()),
             wasm: Bytes::from_static(HELLO_WASM),
             tags: Some(vec!["demo".into()]),
+            bindings: None,
         })
         .await?;
     Ok(Demo {

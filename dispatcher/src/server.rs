@@ -17,7 +17,7 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::deploy::Deployer;
 use crate::metrics::Metrics;
-use crate::runtime::{Runtime, ScriptIndex};
+use crate::runtime::Runtime;
 use crate::store::Store;
 
 const CHANGE_POLL: Duration = Duration::from_millis(250);
@@ -30,12 +30,12 @@ pub async fn open(data_dir: &Path, config: &Config) -> anyhow::Result<Deployer> 
         data_dir,
         &config.engine_limits(),
         config.invoke_limits(),
+        config.sql_limits(),
         metrics,
     )?);
     let deployer = Deployer {
         store,
         runtime,
-        index: Arc::new(ScriptIndex::default()),
         max_script_bytes: config.max_script_bytes,
     };
     deployer.sync_from_store().await?;

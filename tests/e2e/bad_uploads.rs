@@ -6,6 +6,7 @@ use std::io::{Read as _, Write as _};
 use reqwest::Method;
 
 use crate::harness::{Server, expect_error, guest};
+use crate::platform_module::HELLO;
 
 /// A server where customer `acme` owns `app`, serving hello.
 fn server_with_app() -> (Server, String) {
@@ -18,7 +19,7 @@ fn server_with_app() -> (Server, String) {
 fn still_serves_hello(server: &Server) {
     let response = server.get("/dispatch/app/");
     assert_eq!(response.status(), 200);
-    assert_eq!(response.text().unwrap(), "Hello!");
+    assert_eq!(response.text().unwrap(), HELLO);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 use reqwest::Method;
 
 use crate::harness::{Server, expect_error, guest};
+use crate::platform_module::HELLO;
 
 #[test]
 fn a_script_sees_method_path_query_headers_and_body() {
@@ -71,7 +72,7 @@ fn a_trapping_script_answers_script_error_and_others_keep_serving() {
     let exit = expect_error(server.get("/dispatch/boom/exit"), 500, "script_error");
     assert!(exit.contains("exit"), "{exit}");
 
-    assert_eq!(server.get("/dispatch/hello/").text().unwrap(), "Hello!");
+    assert_eq!(server.get("/dispatch/hello/").text().unwrap(), HELLO);
     assert_eq!(
         server.metric("dispatcher_requests_total{outcome=\"script_error\"}"),
         3

@@ -124,6 +124,32 @@ impl Server {
             .expect("PUT script")
     }
 
+    /// Uploads `wasm` as multipart with WfP `metadata` (tags, bindings, ...).
+    pub fn upload_with(&self, token: &str, name: &str, wasm: &[u8], metadata: Value) -> Response {
+        let form = reqwest::blocking::multipart::Form::new()
+            .part(
+                "metadata",
+                reqwest::blocking::multipart::Part::text(metadata.to_string()),
+            )
+            .part(
+                "worker.wasm",
+                reqwest::blocking::multipart::Part::bytes(wasm.to_vec())
+                    .file_name("worker.wasm")
+                    .mime_str("application/wasm")
+                    .expect("valid mime"),
+            );
+        self.request(reqwest::Method::PUT, &format!("/script/{name}"))
+            .header("x-customer-token", token)
+            .multipart(form)
+            .send()
+            .expect("PUT script (multipart)")
+    }
+
+    /// The data directory this server runs on.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
     /// Runs the CLI against this server's data directory.
     pub fn cli(&self, args: &[&str]) -> Output {
         cli(&self.data, args)

@@ -4,8 +4,11 @@
 mod harness;
 
 mod bad_uploads;
+mod bindings;
 mod cli;
 mod dispatch;
 mod persistence;
+mod platform_module;
 mod sandbox;
 mod scripts;
+mod services;

@@ -2,6 +2,7 @@
 //! detected and rebuilt from the stored component.
 
 use crate::harness::{Server, guest};
+use crate::platform_module::HELLO;
 
 #[test]
 fn a_restart_keeps_every_script_and_recompiles_nothing() {
@@ -13,7 +14,7 @@ fn a_restart_keeps_every_script_and_recompiles_nothing() {
     let (data, _temp) = server.stop();
 
     let server = Server::start_in(&data, &[]);
-    assert_eq!(server.get("/dispatch/one/").text().unwrap(), "Hello!");
+    assert_eq!(server.get("/dispatch/one/").text().unwrap(), HELLO);
     assert_eq!(server.get("/dispatch/two/").status(), 200);
     assert_eq!(server.metric("dispatcher_compiles_total"), 0);
     assert_eq!(server.metric("dispatcher_artifact_cache_hits_total"), 2);
@@ -39,12 +40,12 @@ fn a_corrupted_artifact_is_detected_and_rebuilt() {
     let server = Server::start_in(&data, &[]);
     assert_eq!(server.metric("dispatcher_artifact_rebuilds_total"), 1);
     assert_eq!(server.metric("dispatcher_compiles_total"), 1);
-    assert_eq!(server.get("/dispatch/app/").text().unwrap(), "Hello!");
+    assert_eq!(server.get("/dispatch/app/").text().unwrap(), HELLO);
     let (data, _temp2) = server.stop();
 
     // The rebuilt artifact is good: the next start loads it without compiling.
     let server = Server::start_in(&data, &[]);
     assert_eq!(server.metric("dispatcher_compiles_total"), 0);
-    assert_eq!(server.get("/dispatch/app/").text().unwrap(), "Hello!");
+    assert_eq!(server.get("/dispatch/app/").text().unwrap(), HELLO);
     drop(_temp);
 }

@@ -4,6 +4,7 @@
 use reqwest::Method;
 
 use crate::harness::{Server, envelope, expect_error, guest};
+use crate::platform_module::HELLO;
 
 #[test]
 fn uploading_hello_then_opening_its_url_answers_hello() {
@@ -26,10 +27,10 @@ fn uploading_hello_then_opening_its_url_answers_hello() {
 
     let by_path = server.get("/dispatch/my-customer-script/");
     assert_eq!(by_path.status(), 200);
-    assert_eq!(by_path.text().unwrap(), "Hello!");
+    assert_eq!(by_path.text().unwrap(), HELLO);
     let by_host = server.get_host("my-customer-script", "/");
     assert_eq!(by_host.status(), 200);
-    assert_eq!(by_host.text().unwrap(), "Hello!");
+    assert_eq!(by_host.text().unwrap(), HELLO);
 }
 
 #[test]
@@ -37,7 +38,7 @@ fn replacing_a_script_serves_the_new_version_on_the_next_request() {
     let server = Server::start();
     let (_, token) = server.create_customer("acme");
     assert_eq!(server.upload(&token, "app", &guest("hello")).status(), 201);
-    assert_eq!(server.get("/dispatch/app/").text().unwrap(), "Hello!");
+    assert_eq!(server.get("/dispatch/app/").text().unwrap(), HELLO);
 
     let replaced = server.upload(&token, "app", &guest("echo-wstd"));
     assert_eq!(replaced.status(), 200);
@@ -179,5 +180,5 @@ fn a_customer_never_sees_replaces_or_deletes_another_customers_script() {
     assert_eq!(bobs["data"], serde_json::json!([]));
 
     // Alice's script is untouched and still serves her version.
-    assert_eq!(server.get("/dispatch/shop/").text().unwrap(), "Hello!");
+    assert_eq!(server.get("/dispatch/shop/").text().unwrap(), HELLO);
 }

@@ -56,6 +56,7 @@ async fn try_dispatch(
 ) -> Result<Response, ApiError> {
     let script = state
         .deployer
+        .runtime
         .index
         .get(CUSTOMER_NAMESPACE, name)
         .ok_or_else(|| ApiError::ScriptNotFound(name.to_string()))?;

@@ -109,7 +109,9 @@ impl From<DeployError> for ApiError {
         let message = e.to_string();
         match e {
             DeployError::InvalidName(_) => ApiError::InvalidName(message),
-            DeployError::InvalidTag(_) => ApiError::BadRequest(message),
+            DeployError::InvalidTag(_) | DeployError::InvalidBinding(_) => {
+                ApiError::BadRequest(message)
+            }
             DeployError::TooLarge { .. } => ApiError::TooLarge(message),
             DeployError::Prepare(PrepareError::Artifact(
                 e @ (ArtifactError::Io(_) | ArtifactError::Store(_)),

@@ -45,6 +45,7 @@ pub async fn put_script(
             customer_id: Some(customer.id),
             wasm: upload.wasm,
             tags: upload.metadata.tags,
+            bindings: upload.metadata.bindings,
         })
         .await?;
     let status = if created {
@@ -122,7 +123,7 @@ pub async fn put_tags(
         ApiError::BadRequest(format!("the body must be a JSON array of strings: {e}"))
     })?;
     validate_tags(&tags)?;
-    let _writer = state.deployer.index.writer.lock().await;
+    let _writer = state.deployer.runtime.index.writer.lock().await;
     let store = state.deployer.store.clone();
     let not_found = ApiError::ScriptNotFound(name.clone());
     let record =

@@ -1,5 +1,5 @@
 //! Reading an upload body: raw `application/wasm` bytes, or WfP-style
-//! `multipart/form-data` with a `metadata` JSON part (`main_module`, `tags`) and the
+//! `multipart/form-data` with a `metadata` JSON part (`main_module`, `tags`, `bindings`) and the
 //! module part. The body is read under a hard byte cap; past it the answer is `413`.
 
 use axum::body::Body;
@@ -9,12 +9,14 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use crate::store::BindingSpec;
 
 /// The WfP upload metadata (fields this issue acts on; unknown fields are ignored).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct Metadata {
     pub main_module: Option<String>,
     pub tags: Option<Vec<String>>,
+    pub bindings: Option<Vec<BindingSpec>>,
 }
 
 pub struct UploadBody {

@@ -45,7 +45,7 @@ impl LogCapture {
         )
     }
 
-    fn append(&self, bytes: &[u8]) {
+    pub fn append(&self, bytes: &[u8]) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let room = inner.capacity.saturating_sub(inner.text.len());
         let kept = bytes.len().min(room);

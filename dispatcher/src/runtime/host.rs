@@ -1,22 +1,37 @@
 //! The per-request host state a guest's `Store` holds, and the linker that gives guests
 //! their imports. Every WASI 0.2 interface `wasmtime serve -Scli` links is linked here,
 //! given safely: empty environment and arguments, no preopened directories, no network
-//! (every socket address denied, no name lookup), stdout/stderr captured.
+//! (every socket address denied, no name lookup), stdout/stderr captured; outgoing HTTP
+//! goes through `Egress` (service bindings). `platform:worker` is linked too: the host
+//! side of the script's bindings, which reads the script's bindings from here.
+
+use std::sync::Arc;
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::bindings::service::{CallChain, Egress};
 use super::capture::LogCapture;
+use super::{LoadedScript, Runtime};
 
 pub struct Host {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
+    egress: Egress,
+    pub(super) runtime: Arc<Runtime>,
+    pub(super) script: Arc<LoadedScript>,
+    pub(super) logs: LogCapture,
 }
 
 impl Host {
-    pub fn new(logs: &LogCapture) -> Host {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        script: Arc<LoadedScript>,
+        logs: &LogCapture,
+        chain: CallChain,
+    ) -> Host {
         let wasi = WasiCtxBuilder::new()
             .stdout(logs.clone())
             .stderr(logs.clone())
@@ -29,6 +44,14 @@ impl Host {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
+            egress: Egress {
+                runtime: runtime.clone(),
+                script: script.clone(),
+                chain,
+            },
+            runtime,
+            script,
+            logs: logs.clone(),
         }
     }
 }
@@ -47,7 +70,7 @@ impl WasiHttpView for Host {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.egress,
         }
     }
 }
@@ -57,5 +80,6 @@ pub fn new_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    super::bindings::add_to_linker(&mut linker)?;
     Ok(linker)
 }

@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::{Host, Runtime};
-use crate::store::{Store, StoreError};
+use crate::store::{ResolvedBindings, Store, StoreError};
 
 /// A script ready to serve requests.
 pub struct LoadedScript {
@@ -20,6 +20,9 @@ pub struct LoadedScript {
     pub name: String,
     pub sha256: String,
     pub customer_id: Option<String>,
+    /// The store's `updated_at` of the version loaded (bytes, tags or bindings).
+    pub updated_at: String,
+    pub bindings: Arc<ResolvedBindings>,
     pub pre: ProxyPre<Host>,
 }
 
@@ -72,7 +75,11 @@ impl ScriptIndex {
             let unchanged = current
                 .get(&head.namespace)
                 .and_then(|scripts| scripts.get(&head.name))
-                .filter(|s| s.sha256 == head.sha256 && s.customer_id == head.customer_id);
+                .filter(|s| {
+                    s.sha256 == head.sha256
+                        && s.customer_id == head.customer_id
+                        && s.updated_at == head.updated_at
+                });
             let script = match unchanged {
                 Some(script) => script.clone(),
                 None => {
@@ -90,11 +97,23 @@ impl ScriptIndex {
                         },
                     };
                     by_sha.insert(head.sha256.clone(), pre.clone());
+                    let bindings = match store.resolved_bindings(&head.namespace, &head.name) {
+                        Ok(bindings) => bindings,
+                        Err(error) => {
+                            tracing::error!(
+                                script = %head.name, namespace = %head.namespace, %error,
+                                "script bindings cannot be read; it will not serve"
+                            );
+                            continue;
+                        }
+                    };
                     Arc::new(LoadedScript {
                         namespace: head.namespace.clone(),
                         name: head.name.clone(),
                         sha256: head.sha256,
                         customer_id: head.customer_id,
+                        updated_at: head.updated_at,
+                        bindings: Arc::new(bindings),
                         pre,
                     })
                 }

@@ -16,6 +16,7 @@ use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::{HyperIncomingBody, HyperOutgoingBody};
 
+use super::bindings::service::CallChain;
 use super::capture::LogCapture;
 use super::{Host, LoadedScript, Runtime};
 use crate::metrics::Outcome;
@@ -58,9 +59,9 @@ impl InvokeError {
 }
 
 impl Runtime {
-    /// Runs `request` through `script` and returns its response.
+    /// Runs an eyeball's `request` through `script` and returns its response.
     pub async fn invoke<B>(
-        &self,
+        self: &Arc<Self>,
         script: Arc<LoadedScript>,
         request: hyper::Request<B>,
     ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError>
@@ -69,7 +70,20 @@ impl Runtime {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
-        let result = self.run(script, request).await;
+        let deadline = tokio::time::Instant::now() + self.invoke_limits.wall_time;
+        self.invoke_service(script, request, CallChain::root(deadline))
+            .await
+    }
+
+    /// Runs `request` through `script` as one call of `chain` (a service binding call
+    /// when the chain is not at its root).
+    pub async fn invoke_service(
+        self: &Arc<Self>,
+        script: Arc<LoadedScript>,
+        request: hyper::Request<HyperIncomingBody>,
+        chain: CallChain,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
+        let result = self.run(script, request, chain).await;
         self.metrics.request(match &result {
             Ok(_) => Outcome::Ok,
             Err(e) => e.outcome(),
@@ -78,12 +92,17 @@ impl Runtime {
     }
 
     async fn run(
-        &self,
+        self: &Arc<Self>,
         script: Arc<LoadedScript>,
         request: hyper::Request<HyperIncomingBody>,
+        chain: CallChain,
     ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
         let logs = LogCapture::new(self.invoke_limits.log_capacity);
-        let mut store = Store::new(&self.engine, Host::new(&logs));
+        let deadline = chain
+            .deadline
+            .min(tokio::time::Instant::now() + self.invoke_limits.wall_time);
+        let host = Host::new(self.clone(), script.clone(), &logs, chain);
+        let mut store = Store::new(&self.engine, host);
         // Yield to the scheduler at every epoch tick so a busy guest cannot hog a thread.
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
@@ -100,7 +119,6 @@ impl Runtime {
             (incoming, outparam)
         };
 
-        let wall_time = self.invoke_limits.wall_time;
         let task = tokio::spawn(async move {
             let run = async {
                 let proxy = script
@@ -120,7 +138,7 @@ impl Runtime {
                     .await
                     .map_err(describe_failure)
             };
-            let result = match tokio::time::timeout(wall_time, run).await {
+            let result = match tokio::time::timeout_at(deadline, run).await {
                 Ok(result) => result,
                 Err(_) => Err(InvokeError::WallTime),
             };

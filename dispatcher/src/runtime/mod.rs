@@ -4,7 +4,9 @@
 //! `hyper`/`http` requests and responses.
 
 mod artifacts;
+mod bindings;
 mod capture;
+pub mod compose;
 pub mod engine;
 mod host;
 mod index;
@@ -20,6 +22,8 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::metrics::Metrics;
 use crate::store::Store;
 pub use artifacts::ArtifactError;
+pub use bindings::sql::SqlLimits;
+pub use compose::{ComposeError, PlatformModule};
 pub use engine::EngineLimits;
 pub use host::Host;
 pub use index::{LoadedScript, ScriptIndex};
@@ -31,6 +35,8 @@ pub enum PrepareError {
     #[error(transparent)]
     Invalid(#[from] ValidateError),
     #[error(transparent)]
+    Compose(#[from] ComposeError),
+    #[error(transparent)]
     Artifact(#[from] ArtifactError),
     #[error("the component cannot be linked: {0}")]
     Link(String),
@@ -40,8 +46,14 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<Host>,
     artifacts: artifacts::ArtifactCache,
+    /// Composed into every script that imports `platform:module/*`, at upload.
+    platform: Arc<PlatformModule>,
     invoke_limits: InvokeLimits,
     pub metrics: Arc<Metrics>,
+    /// Every ready script; service bindings resolve through it.
+    pub index: Arc<ScriptIndex>,
+    kv: Arc<bindings::kv::KvStore>,
+    sql: bindings::sql::SqlDatabases,
 }
 
 impl Runtime {
@@ -49,22 +61,29 @@ impl Runtime {
         data_dir: &std::path::Path,
         engine_limits: &EngineLimits,
         invoke_limits: InvokeLimits,
+        sql_limits: SqlLimits,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Runtime> {
         let engine = engine::new_engine(engine_limits)?;
         engine::spawn_epoch_ticker(&engine);
         let linker = host::new_linker(&engine)?;
-        let artifacts = artifacts::ArtifactCache::new(data_dir, &engine)?;
+        let platform = Arc::new(PlatformModule::builtin()?);
+        let artifacts = artifacts::ArtifactCache::new(data_dir, &engine, platform.clone())?;
         Ok(Runtime {
             engine,
             linker,
             artifacts,
+            platform,
             invoke_limits,
             metrics,
+            index: Arc::default(),
+            kv: Arc::new(bindings::kv::KvStore::open(data_dir)?),
+            sql: bindings::sql::SqlDatabases::new(data_dir, sql_limits),
         })
     }
 
-    /// Upload path: validates, compiles (storing the artifact) and links `wasm`.
+    /// Upload path: validates `wasm`, composes it with the platform module when it
+    /// imports `platform:module/*`, compiles (storing the artifact) and links it.
     /// Blocking and CPU-heavy: run it on the blocking pool.
     pub fn prepare(
         &self,
@@ -73,14 +92,15 @@ impl Runtime {
         wasm: &[u8],
     ) -> Result<ProxyPre<Host>, PrepareError> {
         validate::validate_component(wasm)?;
-        let component = self
-            .artifacts
-            .compile(&self.engine, store, &self.metrics, sha256, wasm)?;
+        let composed = self.platform.compose(wasm)?;
+        let component =
+            self.artifacts
+                .compile(&self.engine, store, &self.metrics, sha256, wasm, composed)?;
         self.link(&component)
     }
 
     /// Start and change path: the script's compiled artifact from disk (verified), or a
-    /// recompile from its stored bytes when the artifact cannot be used.
+    /// recompile from its stored bytes (composed again) when the artifact cannot be used.
     pub fn load(&self, store: &Store, sha256: &str) -> Result<ProxyPre<Host>, PrepareError> {
         let component = self
             .artifacts

@@ -1,7 +1,9 @@
 //! Upload validation of component bytes with `wasmparser`, before anything is compiled:
 //! the bytes must be a valid component (a core module is refused with how to build a
 //! component), and every top-level import must come from an allowed package. Whether the
-//! import's exact interface and version can be satisfied is checked afterwards by linking.
+//! import's exact interface and version can be satisfied is checked afterwards: for
+//! `platform:module/*` by composition with the platform module (`compose.rs`, down to each
+//! function), for everything else by linking.
 
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
@@ -17,12 +19,13 @@ pub enum ValidateError {
     #[error("invalid WebAssembly component: {0}")]
     Invalid(String),
     #[error(
-        "import `{0}` is not allowed: scripts may import wasi:http, wasi:io, wasi:clocks, wasi:random, wasi:cli, wasi:filesystem, wasi:sockets and platform:* interfaces"
+        "import `{0}` is not allowed: scripts may import wasi:http, wasi:io, wasi:clocks, wasi:random, wasi:cli, wasi:filesystem, wasi:sockets, platform:module and platform:worker interfaces"
     )]
     ImportNotAllowed(String),
 }
 
-/// Packages a script may import from; each is given safely by the host (see `host.rs`).
+/// Packages a script may import from: each is given safely by the host (see `host.rs`),
+/// except `platform:module`, which the platform module provides by composition.
 const ALLOWED_PACKAGES: &[&str] = &[
     "wasi:http",
     "wasi:io",
@@ -31,6 +34,8 @@ const ALLOWED_PACKAGES: &[&str] = &[
     "wasi:cli",
     "wasi:filesystem",
     "wasi:sockets",
+    "platform:worker",
+    super::compose::PLATFORM_MODULE_PACKAGE,
 ];
 
 pub fn validate_component(bytes: &[u8]) -> Result<(), ValidateError> {
@@ -53,7 +58,7 @@ pub fn validate_component(bytes: &[u8]) -> Result<(), ValidateError> {
 
 fn import_allowed(name: &str) -> bool {
     let package = name.split('/').next().unwrap_or(name);
-    ALLOWED_PACKAGES.contains(&package) || package.starts_with("platform:")
+    ALLOWED_PACKAGES.contains(&package)
 }
 
 /// Names of the component's own imports (not those of components nested inside it).

@@ -6,11 +6,18 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// (version, name, sql), in the order they must be applied.
-const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "namespace",
-    include_str!("../../../migrations/0001_namespace.sql"),
-)];
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "namespace",
+        include_str!("../../../migrations/0001_namespace.sql"),
+    ),
+    (
+        2,
+        "bindings",
+        include_str!("../../../migrations/0002_bindings.sql"),
+    ),
+];
 
 /// Applies every migration not yet recorded, each in its own transaction.
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

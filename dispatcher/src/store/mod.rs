@@ -1,14 +1,16 @@
 //! The namespace store: one SQLite database (`dispatcher.db`, WAL, `synchronous=FULL`) in
 //! the data directory, plus content-addressed component bytes under `blobs/`.
 //!
-//! It owns persistence only: customers and their hashed tokens, scripts and tags, and
-//! the digests of compiled artifacts. It knows nothing about HTTP or wasmtime. Calls are
+//! It owns persistence only: customers and their hashed tokens, scripts, their tags and
+//! bindings (secrets sealed), and the digests of compiled artifacts. It knows nothing about HTTP or wasmtime. Calls are
 //! blocking; async callers run them on the blocking pool.
 
+mod bindings;
 mod blobs;
 mod customers;
 mod migrations;
 mod scripts;
+mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use bindings::{BindingSpec, BindingView, ResolvedBindings};
 pub use customers::{Customer, IssuedToken};
 pub use scripts::{ScriptHead, ScriptRecord, Upload};
 
@@ -38,6 +41,7 @@ pub enum StoreError {
 pub struct Store {
     data_dir: PathBuf,
     conn: Mutex<Connection>,
+    secrets: secrets::SecretKey,
 }
 
 impl Store {
@@ -49,6 +53,7 @@ impl Store {
         Ok(Store {
             data_dir: data_dir.to_path_buf(),
             conn: Mutex::new(conn),
+            secrets: secrets::SecretKey::load_or_create(data_dir)?,
         })
     }
 

@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension as _, Transaction, params};
 use serde::Serialize;
 
-use super::{Store, StoreError};
+use super::{BindingSpec, BindingView, Store, StoreError};
 
 /// The public record of a script, as the API returns it.
 #[derive(Debug, Clone, Serialize)]
@@ -18,6 +18,7 @@ pub struct ScriptRecord {
     pub size: u64,
     pub created_at: String,
     pub updated_at: String,
+    pub bindings: Vec<BindingView>,
 }
 
 /// What the runtime index needs to know about every script.
@@ -27,6 +28,8 @@ pub struct ScriptHead {
     pub name: String,
     pub sha256: String,
     pub customer_id: Option<String>,
+    /// Changes whenever the script's bytes, tags or bindings change.
+    pub updated_at: String,
 }
 
 /// A new version of a script whose bytes are already in the blob store.
@@ -38,6 +41,8 @@ pub struct Upload<'a> {
     pub size: u64,
     /// Replaces the custom tags when given; keeps them when `None`.
     pub tags: Option<&'a [String]>,
+    /// Replaces the bindings when given; keeps them when `None`.
+    pub bindings: Option<&'a [BindingSpec]>,
 }
 
 /// The tag every script of a customer carries.
@@ -79,6 +84,9 @@ impl Store {
         )?;
         if let Some(tags) = upload.tags {
             replace_custom_tags(&tx, upload.namespace, upload.name, tags)?;
+        }
+        if let Some(bindings) = upload.bindings {
+            self.replace_bindings(&tx, upload.namespace, upload.name, bindings)?;
         }
         if let Some(customer_id) = upload.customer_id {
             tx.execute(
@@ -194,13 +202,15 @@ impl Store {
     /// Every script's name, owner and digest: what the runtime index is built from.
     pub fn script_heads(&self) -> Result<Vec<ScriptHead>, StoreError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT namespace, name, sha256, customer_id FROM scripts")?;
+        let mut stmt =
+            conn.prepare("SELECT namespace, name, sha256, customer_id, updated_at FROM scripts")?;
         let rows = stmt.query_map([], |row| {
             Ok(ScriptHead {
                 namespace: row.get(0)?,
                 name: row.get(1)?,
                 sha256: row.get(2)?,
                 customer_id: row.get(3)?,
+                updated_at: row.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -247,6 +257,7 @@ fn read_record(
                     size: row.get::<_, i64>(2)? as u64,
                     created_at: row.get(3)?,
                     updated_at: row.get(4)?,
+                    bindings: Vec::new(),
                 })
             },
         )
@@ -260,5 +271,6 @@ fn read_record(
     record.tags = stmt
         .query_map(params![namespace, name], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
+    record.bindings = Store::binding_views(tx, namespace, name)?;
     Ok(Some(record))
 }

@@ -3,12 +3,14 @@
 //! is committed) → blob written durably → row committed → index updated, all under the
 //! index's writer lock. A failure at any step changes nothing.
 
+mod bindings;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::runtime::{LoadedScript, PrepareError, Runtime, ScriptIndex};
-use crate::store::{ScriptRecord, Store, StoreError, Upload, sha256_hex};
+use crate::runtime::{LoadedScript, PrepareError, Runtime};
+use crate::store::{BindingSpec, ScriptRecord, Store, StoreError, Upload, sha256_hex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -20,6 +22,8 @@ pub enum DeployError {
         "invalid tag `{0}`: tags are 1-128 printable characters and may not start with `customer_id:`"
     )]
     InvalidTag(String),
+    #[error("{0}")]
+    InvalidBinding(String),
     #[error("the component is {size} bytes; the limit is {limit} bytes")]
     TooLarge { size: usize, limit: usize },
     #[error(transparent)]
@@ -79,13 +83,14 @@ pub struct NewVersion {
     pub wasm: Bytes,
     /// Replaces the custom tags when given.
     pub tags: Option<Vec<String>>,
+    /// Replaces the bindings when given.
+    pub bindings: Option<Vec<BindingSpec>>,
 }
 
 #[derive(Clone)]
 pub struct Deployer {
     pub store: Arc<Store>,
     pub runtime: Arc<Runtime>,
-    pub index: Arc<ScriptIndex>,
     pub max_script_bytes: usize,
 }
 
@@ -112,12 +117,16 @@ impl Deployer {
             version.name.clone(),
             version.customer_id.clone(),
         );
+        let bindings = version.bindings.clone();
         let taken = blocking(move || {
-            Ok::<_, DeployError>(
-                this.store
-                    .get_script(&ns, &name, None)?
-                    .is_some_and(|r| r.customer_id != owner),
-            )
+            let taken = this
+                .store
+                .get_script(&ns, &name, None)?
+                .is_some_and(|r| r.customer_id != owner);
+            if !taken && let Some(bindings) = &bindings {
+                bindings::check(&this.store, &ns, &name, owner.as_deref(), bindings)?;
+            }
+            Ok(taken)
         })
         .await?;
         if taken {
@@ -132,7 +141,7 @@ impl Deployer {
         })
         .await?;
 
-        let _writer = self.index.writer.lock().await;
+        let _writer = self.runtime.index.writer.lock().await;
         let this = self.clone();
         blocking(move || {
             this.store.write_blob(&sha256, &version.wasm)?;
@@ -143,17 +152,23 @@ impl Deployer {
                 sha256: &sha256,
                 size: version.wasm.len() as u64,
                 tags: version.tags.as_deref(),
+                bindings: version.bindings.as_deref(),
             });
             let (record, created) = match result {
                 Err(StoreError::NameTaken) => return Err(DeployError::NameTaken(version.name)),
                 other => other?,
             };
-            this.index.insert(
+            let bindings = this
+                .store
+                .resolved_bindings(&version.namespace, &version.name)?;
+            this.runtime.index.insert(
                 LoadedScript {
                     namespace: version.namespace,
                     name: version.name,
                     sha256,
                     customer_id: version.customer_id,
+                    updated_at: record.updated_at.clone(),
+                    bindings: Arc::new(bindings),
                     pre,
                 },
                 &this.runtime,
@@ -170,7 +185,7 @@ impl Deployer {
         name: &str,
         owner: Option<&str>,
     ) -> Result<bool, DeployError> {
-        let _writer = self.index.writer.lock().await;
+        let _writer = self.runtime.index.writer.lock().await;
         let this = self.clone();
         let (ns, name, owner) = (
             namespace.to_string(),
@@ -180,7 +195,7 @@ impl Deployer {
         blocking(move || {
             let deleted = this.store.delete_script(&ns, &name, owner.as_deref())?;
             if deleted {
-                this.index.remove(&ns, &[name], &this.runtime);
+                this.runtime.index.remove(&ns, &[name], &this.runtime);
             }
             Ok(deleted)
         })
@@ -189,9 +204,15 @@ impl Deployer {
 
     /// Re-reads every script from the store (after another process changed it).
     pub async fn sync_from_store(&self) -> Result<(), DeployError> {
-        let _writer = self.index.writer.lock().await;
+        let _writer = self.runtime.index.writer.lock().await;
         let this = self.clone();
-        blocking(move || Ok(this.index.sync_from_store(&this.store, &this.runtime)?)).await
+        blocking(move || {
+            Ok(this
+                .runtime
+                .index
+                .sync_from_store(&this.store, &this.runtime)?)
+        })
+        .await
     }
 }
 

@@ -1,0 +1,250 @@
+//! `kv_namespace` bindings: key-value namespaces in one SQLite file (`kv.db`, WAL,
+//! `synchronous=NORMAL`: a committed put survives a process restart) in the data
+//! directory. Every row is keyed by (owner, namespace, key), where the owner is the
+//! calling script's customer, so a namespace name never reaches another customer's data.
+//! A namespace exists as soon as something is put in it. Limits follow Cloudflare KV:
+//! keys up to 512 bytes, values up to 25 MiB. Expired keys are invisible at once and
+//! swept from their namespace on the next write to it.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use super::platform::worker::kv::{Host as KvHost, Key, ListPage};
+use super::platform::worker::types::Error as BindingError;
+use super::{data_owner, no_such_binding};
+use crate::runtime::Host;
+
+pub const MAX_KEY_BYTES: usize = 512;
+pub const MAX_VALUE_BYTES: usize = 25 << 20;
+const MAX_LIST_LIMIT: u32 = 1000;
+
+/// The KV store every script's `kv_namespace` bindings go through.
+pub struct KvStore {
+    conn: Mutex<Connection>,
+}
+
+impl KvStore {
+    pub fn open(data_dir: &Path) -> rusqlite::Result<KvStore> {
+        let conn = Connection::open(data_dir.join("kv.db"))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS kv (
+                owner      TEXT NOT NULL,
+                namespace  TEXT NOT NULL,
+                key        TEXT NOT NULL,
+                value      BLOB NOT NULL,
+                expires_at INTEGER,
+                PRIMARY KEY (owner, namespace, key)
+            ) WITHOUT ROWID",
+        )?;
+        Ok(KvStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(
+        &self,
+        owner: &str,
+        namespace: &str,
+        key: &str,
+    ) -> rusqlite::Result<Option<Vec<u8>>> {
+        self.conn()
+            .prepare_cached(
+                "SELECT value FROM kv WHERE owner = ?1 AND namespace = ?2 AND key = ?3
+                   AND (expires_at IS NULL OR expires_at > ?4)",
+            )?
+            .query_row(params![owner, namespace, key, now()], |row| row.get(0))
+            .optional()
+    }
+
+    pub fn put(
+        &self,
+        owner: &str,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        ttl_seconds: Option<u64>,
+    ) -> rusqlite::Result<()> {
+        let now = now();
+        let expires_at = ttl_seconds.map(|ttl| now.saturating_add(ttl.min(i64::MAX as u64) as i64));
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM kv WHERE owner = ?1 AND namespace = ?2 AND expires_at <= ?3",
+            params![owner, namespace, now],
+        )?;
+        tx.execute(
+            "INSERT INTO kv (owner, namespace, key, value, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (owner, namespace, key) DO UPDATE SET
+                value = excluded.value, expires_at = excluded.expires_at",
+            params![owner, namespace, key, value, expires_at],
+        )?;
+        tx.commit()
+    }
+
+    pub fn delete(&self, owner: &str, namespace: &str, key: &str) -> rusqlite::Result<()> {
+        self.conn().execute(
+            "DELETE FROM kv WHERE owner = ?1 AND namespace = ?2 AND key = ?3",
+            params![owner, namespace, key],
+        )?;
+        Ok(())
+    }
+
+    /// Keys after `cursor` (exclusive) starting with `prefix`, in order; the page's cursor
+    /// is its last key when more may follow.
+    pub fn list(
+        &self,
+        owner: &str,
+        namespace: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> rusqlite::Result<ListPage> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT key, expires_at FROM kv
+             WHERE owner = ?1 AND namespace = ?2 AND key >= ?3 AND (?4 IS NULL OR key > ?4)
+               AND substr(key, 1, length(?3)) = ?3
+               AND (expires_at IS NULL OR expires_at > ?5)
+             ORDER BY key LIMIT ?6",
+        )?;
+        let rows = stmt.query_map(
+            params![owner, namespace, prefix, cursor, now(), limit as i64 + 1],
+            |row| {
+                Ok(Key {
+                    name: row.get(0)?,
+                    expiration: row.get::<_, Option<i64>>(1)?.map(|t| t as u64),
+                })
+            },
+        )?;
+        let mut keys = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        let cursor = (keys.len() > limit as usize).then(|| {
+            keys.truncate(limit as usize);
+            keys.last().map(|k| k.name.clone()).unwrap_or_default()
+        });
+        Ok(ListPage { keys, cursor })
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn check_key(key: &str) -> Result<(), BindingError> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(BindingError::Invalid(format!(
+            "a key is 1 to {MAX_KEY_BYTES} bytes; this one is {}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The namespace a binding call works on: the store, the owner and the namespace name.
+struct Target {
+    kv: Arc<KvStore>,
+    owner: String,
+    namespace: String,
+}
+
+impl Target {
+    /// Runs a blocking KV operation off the async threads.
+    async fn run<T: Send + 'static>(
+        self,
+        work: impl FnOnce(&KvStore, &str, &str) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, BindingError> {
+        tokio::task::spawn_blocking(move || work(&self.kv, &self.owner, &self.namespace))
+            .await
+            .map_err(|e| BindingError::Internal(e.to_string()))?
+            .map_err(|e| {
+                tracing::error!(error = %e, "kv store error");
+                BindingError::Internal("the KV store failed".into())
+            })
+    }
+}
+
+impl Host {
+    /// The customer namespace behind the script's KV binding `binding`.
+    fn kv_target(&self, binding: &str) -> Result<Target, BindingError> {
+        let namespace = self
+            .script
+            .bindings
+            .kv_namespaces
+            .get(binding)
+            .ok_or_else(|| no_such_binding("kv_namespace", binding))?;
+        Ok(Target {
+            kv: self.runtime.kv.clone(),
+            owner: data_owner(self.script.customer_id.as_deref()).to_string(),
+            namespace: namespace.clone(),
+        })
+    }
+}
+
+impl KvHost for Host {
+    async fn get(&mut self, binding: String, key: String) -> Result<Option<Vec<u8>>, BindingError> {
+        let target = self.kv_target(&binding)?;
+        check_key(&key)?;
+        target
+            .run(move |kv, owner, ns| kv.get(owner, ns, &key))
+            .await
+    }
+
+    async fn put(
+        &mut self,
+        binding: String,
+        key: String,
+        value: Vec<u8>,
+        expiration_ttl: Option<u64>,
+    ) -> Result<(), BindingError> {
+        let target = self.kv_target(&binding)?;
+        check_key(&key)?;
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(BindingError::LimitExceeded(format!(
+                "a value is at most {MAX_VALUE_BYTES} bytes; this one is {}",
+                value.len()
+            )));
+        }
+        if expiration_ttl == Some(0) {
+            return Err(BindingError::Invalid(
+                "expiration-ttl must be at least 1 second".into(),
+            ));
+        }
+        target
+            .run(move |kv, owner, ns| kv.put(owner, ns, &key, &value, expiration_ttl))
+            .await
+    }
+
+    async fn delete(&mut self, binding: String, key: String) -> Result<(), BindingError> {
+        let target = self.kv_target(&binding)?;
+        check_key(&key)?;
+        target
+            .run(move |kv, owner, ns| kv.delete(owner, ns, &key))
+            .await
+    }
+
+    async fn list(
+        &mut self,
+        binding: String,
+        prefix: Option<String>,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<ListPage, BindingError> {
+        let target = self.kv_target(&binding)?;
+        let limit = limit.unwrap_or(MAX_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT);
+        let prefix = prefix.unwrap_or_default();
+        target
+            .run(move |kv, owner, ns| kv.list(owner, ns, &prefix, cursor.as_deref(), limit))
+            .await
+    }
+}
