@@ -27,8 +27,12 @@ if ! "$WASMTIME" --version 2>/dev/null | grep -q "$WASMTIME_VERSION"; then
 fi
 
 cargo build --release -j2 -p dispatcher -p bench >&2
-HELLO=$(ls target/release/build/dispatcher-*/out/hello.wasm | head -n1)
 WORK=$(mktemp -d)
+# The default template imports the platform module; `wasmtime serve` gets the same
+# component composed with it, exactly as the dispatcher composes it at upload.
+HELLO="$WORK/hello.wasm"
+GUESTS=$(dirname "$(ls -t target/release/build/dispatcher-*/out/hello.wasm | head -n1)")
+target/release/dispatcher script compose "$GUESTS/hello.wasm" -o "$HELLO"
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 
 # Servers on fixed loopback ports.
@@ -44,17 +48,40 @@ wait_up http://127.0.0.1:8790/
 wait_up http://127.0.0.1:8791/dispatch/hello/
 wait_up http://127.0.0.1:8792/
 
+# Binding costs: SDK scripts for a customer `bench` (the SDK baseline does no I/O).
+D=http://127.0.0.1:8791
+TOKEN=$(target/release/dispatcher --data "$WORK/data" customer create bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+upload() { # NAME GUEST METADATA
+    curl -fsS -X PUT "$D/script/$1" -H "X-Customer-Token: $TOKEN" \
+        -F "metadata=$3" -F "module=@$GUESTS/$2.wasm;type=application/wasm" >/dev/null
+}
+upload bench-hello hello '{}'
+upload bench-sdk vars '{"bindings":[{"type":"secret_text","name":"API_KEY","text":"k"}]}'
+upload bench-kv kv '{"bindings":[{"type":"kv_namespace","name":"CACHE","namespace":"bench"}]}'
+upload bench-sql sql '{"bindings":[{"type":"d1","name":"DB","database":"bench"}]}'
+upload bench-hop service '{"bindings":[{"type":"service","name":"BACKEND","service":"bench-hello"}]}'
+curl -fsS -X PUT "$D/dispatch/bench-kv/key1" --data-binary 'value one' >/dev/null
+sql() { curl -fsS -X POST "$D/dispatch/bench-sql/query" -H 'content-type: application/json' -d "$1" >/dev/null; }
+sql '{"sql":"CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)","params":[]}'
+sql '{"sql":"INSERT OR REPLACE INTO items VALUES (42, ?)","params":["answer"]}'
+cat >"$WORK/point-query.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"sql":"SELECT name FROM items WHERE id = ?","params":[42]}'
+LUA
+
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
 
-# run NAME PID URL -> appends "name rps p50_us p99_us cpu_us_per_req" to results
+# run NAME PID URL [WRK ARGS...] -> appends "name rps p50_us p99_us cpu_us_per_req" to results
 run() {
     local name=$1 pid=$2 url=$3
-    wrk -t2 -c"$CONNECTIONS" -d2s "$url" >/dev/null  # warm up
+    shift 3
+    wrk -t2 -c"$CONNECTIONS" -d2s "$@" "$url" >/dev/null  # warm up
     for round in $(seq "$ROUNDS"); do
         local before after out
         before=$(cpu_ticks "$pid")
-        out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url")
+        out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
         after=$(cpu_ticks "$pid")
         python3 - "$name" "$before" "$after" "$TICK" <<PY >>"$WORK/results"
 import re, sys
@@ -80,6 +107,10 @@ for round in $(seq "$ROUNDS"); do
     ROUNDS=1 run axum "$AXUM_PID" http://127.0.0.1:8790/
     ROUNDS=1 run dispatcher "$DISPATCHER_PID" http://127.0.0.1:8791/dispatch/hello/
     ROUNDS=1 run wasmtime-serve "$WASMTIME_PID" http://127.0.0.1:8792/
+    ROUNDS=1 run sdk-baseline "$DISPATCHER_PID" "$D/dispatch/bench-sdk/secret-length"
+    ROUNDS=1 run kv-get "$DISPATCHER_PID" "$D/dispatch/bench-kv/key1"
+    ROUNDS=1 run sql-point "$DISPATCHER_PID" "$D/dispatch/bench-sql/query" -s "$WORK/point-query.lua"
+    ROUNDS=1 run service-hop "$DISPATCHER_PID" "$D/dispatch/bench-hop/"
 done
 
 python3 - "$WORK/results" <<'PY'
@@ -97,4 +128,15 @@ d, a, w = med["dispatcher"], med["axum"], med["wasmtime-serve"]
 print()
 print(f"dispatcher vs wasmtime serve: {d[0]/w[0]:.2f}x req/s, {w[3]/d[3]:.2f}x less CPU per request")
 print(f"dispatcher vs bare axum:      {d[0]/a[0]:.2f}x req/s, {d[3]/a[3]:.2f}x CPU per request")
+print()
+print(f"{'binding':<16}{'req/s':>10}{'p50 µs':>10}{'CPU µs/req':>12}{'added CPU µs':>14}{'added p50 µs':>14}")
+base = med["sdk-baseline"]
+for name in ("sdk-baseline", "kv-get", "sql-point", "service-hop"):
+    rps, p50, p99, cpu = med[name]
+    print(f"{name:<16}{rps:>10.0f}{p50:>10.0f}{cpu:>12.1f}{cpu - base[3]:>14.1f}{p50 - base[1]:>14.0f}")
+hop = med["service-hop"][3] - base[3]
+print()
+print(f"service-binding hop to hello, the callee's run included: {hop:.1f} µs CPU.")
+print(f"The same call as loopback HTTP would cost the server alone {d[3]:.1f} µs CPU (/dispatch/hello/),")
+print(f"plus the caller's client side: the in-process hop is {d[3]/max(hop, 0.1):.2f}x cheaper.")
 PY

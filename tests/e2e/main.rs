@@ -12,3 +12,4 @@ mod platform_module;
 mod sandbox;
 mod scripts;
 mod services;
+mod showcase;

@@ -1,9 +1,12 @@
-//! `dispatcher script list | delete`: the admin's view over every customer's scripts.
+//! `dispatcher script list | delete`: the admin's view over every customer's scripts;
+//! `script compose`: a script joined with the platform module, as the upload pipeline
+//! does, so it also runs under plain `wasmtime serve`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
+use crate::runtime::PlatformModule;
 use crate::store::{CUSTOMER_NAMESPACE, Store};
 
 #[derive(Subcommand)]
@@ -26,11 +29,26 @@ pub enum ScriptCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write INPUT composed with the platform module to OUTPUT (a component that runs
+    /// under `wasmtime serve` too). A component that does not import `platform:module`
+    /// is written unchanged.
+    Compose {
+        input: PathBuf,
+        #[arg(long, short)]
+        output: PathBuf,
+    },
 }
 
 pub async fn run(data: &Path, command: ScriptCommand) -> anyhow::Result<()> {
+    if let ScriptCommand::Compose { input, output } = &command {
+        let script = std::fs::read(input)?;
+        let composed = PlatformModule::builtin()?.compose(&script)?;
+        std::fs::write(output, composed.as_deref().unwrap_or(&script))?;
+        return Ok(());
+    }
     let store = Store::open(data)?;
     match command {
+        ScriptCommand::Compose { .. } => unreachable!("handled above"),
         ScriptCommand::List {
             customer,
             tags,

@@ -27,11 +27,14 @@ pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10)
 
 pub fn new_engine(limits: &EngineLimits) -> wasmtime::Result<Engine> {
     let mut pooling = PoolingAllocationConfig::default();
+    // A script composed with the platform module has about twice the core instances,
+    // memories and tables of a plain one; size the pools so `max_instances` composed
+    // scripts fit.
     pooling
         .total_component_instances(limits.max_instances)
-        .total_core_instances(limits.max_instances * 4)
-        .total_memories(limits.max_instances * 2)
-        .total_tables(limits.max_instances * 4)
+        .total_core_instances(limits.max_instances * 8)
+        .total_memories(limits.max_instances * 4)
+        .total_tables(limits.max_instances * 8)
         .total_stacks(limits.max_instances)
         .max_memory_size(limits.max_memory_bytes)
         .max_memories_per_component(8)

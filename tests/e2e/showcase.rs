@@ -1,0 +1,71 @@
+//! The SDK showcase (`examples/everything`): one short script using every binding kind,
+//! uploaded with its bindings in WfP multipart metadata and called over HTTP.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{Server, eventually, guest};
+
+#[test]
+fn one_script_uses_every_binding_kind() {
+    let server = Server::start();
+    let (_, token) = server.create_customer("acme");
+    assert_eq!(
+        server.upload(&token, "auth", &guest("echo-wstd")).status(),
+        201
+    );
+    let metadata = json!({
+        "main_module": "worker.wasm",
+        "bindings": [
+            {"type": "plain_text", "name": "GREETING", "text": "Welcome"},
+            {"type": "secret_text", "name": "API_KEY", "text": "k-123"},
+            {"type": "kv_namespace", "name": "CACHE", "namespace": "visits"},
+            {"type": "d1", "name": "DB", "database": "main"},
+            {"type": "service", "name": "AUTH", "service": "auth"},
+        ],
+    });
+    let created = server.upload_with(&token, "everything", &guest("everything"), metadata);
+    assert_eq!(created.status(), 201);
+
+    let call = |key: &str| {
+        server
+            .request(Method::GET, "/dispatch/everything/hello")
+            .header("x-api-key", key)
+            .send()
+            .unwrap()
+    };
+    assert_eq!(call("wrong").status(), 401);
+    for visit in 1..=2 {
+        let response = call("k-123");
+        assert_eq!(response.status(), 200);
+        let text = response.text().unwrap();
+        assert!(text.starts_with("Welcome, "), "{text}");
+        assert!(
+            text.contains("\"path\":\"/whoami\""),
+            "AUTH was not asked: {text}"
+        );
+        assert!(text.ends_with(&format!("Visit #{visit}.")), "{text}");
+    }
+
+    // `ctx.wait_until` recorded each visit in the customer's database after answering.
+    let reader = json!({"bindings": [{"type": "d1", "name": "DB", "database": "main"}]});
+    assert_eq!(
+        server
+            .upload_with(&token, "reader", &guest("sql"), reader)
+            .status(),
+        201
+    );
+    let recorded = eventually(Duration::from_secs(5), || {
+        let rows: Value = server
+            .request(Method::POST, "/dispatch/reader/query")
+            .json(&json!({"sql": "SELECT path FROM visits", "params": []}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        rows["rows"] == json!([["/hello"], ["/hello"]])
+    });
+    assert!(recorded, "the visits were not recorded");
+}
