@@ -92,8 +92,8 @@ def us(text):
     return float(value) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
 requests = int(re.search(r"(\d+) requests in", out).group(1))
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-p50 = us(re.search(r"50%\s+(\S+)", out).group(1))
-p99 = us(re.search(r"99%\s+(\S+)", out).group(1))
+p50 = us(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+p99 = us(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 assert not errors, f"{name}: {errors.group(0)}"
 cpu_us = (after - before) / tick * 1e6 / requests
@@ -136,7 +136,7 @@ for name in ("sdk-baseline", "kv-get", "sql-point", "service-hop"):
     print(f"{name:<16}{rps:>10.0f}{p50:>10.0f}{cpu:>12.1f}{cpu - base[3]:>14.1f}{p50 - base[1]:>14.0f}")
 hop = med["service-hop"][3] - base[3]
 print()
-print(f"service-binding hop to hello, the callee's run included: {hop:.1f} µs CPU.")
-print(f"The same call as loopback HTTP would cost the server alone {d[3]:.1f} µs CPU (/dispatch/hello/),")
-print(f"plus the caller's client side: the in-process hop is {d[3]/max(hop, 0.1):.2f}x cheaper.")
+print(f"service-binding hop to hello, the callee's run included: {hop:.1f} µs CPU;")
+print(f"the server side alone of the same call as loopback HTTP (/dispatch/hello/): {d[3]:.1f} µs CPU,")
+print(f"before the caller's HTTP client costs. Hop / loopback server side = {hop/d[3]:.2f}.")
 PY

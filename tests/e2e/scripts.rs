@@ -55,24 +55,7 @@ fn scripts_are_listed_and_filtered_by_tags_and_tags_can_be_replaced() {
     let (id, token) = server.create_customer("acme");
     let multipart = |name: &str, tags: &[&str]| {
         let metadata = serde_json::json!({ "main_module": "worker.wasm", "tags": tags });
-        let form = reqwest::blocking::multipart::Form::new()
-            .part(
-                "metadata",
-                reqwest::blocking::multipart::Part::text(metadata.to_string()),
-            )
-            .part(
-                "worker.wasm",
-                reqwest::blocking::multipart::Part::bytes(guest("hello"))
-                    .file_name("worker.wasm")
-                    .mime_str("application/wasm")
-                    .unwrap(),
-            );
-        server
-            .request(Method::PUT, &format!("/script/{name}"))
-            .header("x-customer-token", &token)
-            .multipart(form)
-            .send()
-            .unwrap()
+        server.upload_with(&token, name, &guest("hello"), metadata)
     };
     assert_eq!(multipart("one", &["prod", "eu"]).status(), 201);
     assert_eq!(multipart("two", &["prod"]).status(), 201);
