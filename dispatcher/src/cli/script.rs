@@ -40,20 +40,18 @@ pub enum ScriptCommand {
 }
 
 pub async fn run(data: &Path, command: ScriptCommand) -> anyhow::Result<()> {
-    if let ScriptCommand::Compose { input, output } = &command {
-        let script = std::fs::read(input)?;
-        let composed = PlatformModule::builtin()?.compose(&script)?;
-        std::fs::write(output, composed.as_deref().unwrap_or(&script))?;
-        return Ok(());
-    }
-    let store = Store::open(data)?;
     match command {
-        ScriptCommand::Compose { .. } => unreachable!("handled above"),
+        ScriptCommand::Compose { input, output } => {
+            let script = std::fs::read(input)?;
+            let composed = PlatformModule::builtin()?.compose(&script)?;
+            std::fs::write(output, composed.as_deref().unwrap_or(&script))?;
+        }
         ScriptCommand::List {
             customer,
             tags,
             json,
         } => {
+            let store = Store::open(data)?;
             let scripts = store.list_scripts(CUSTOMER_NAMESPACE, customer.as_deref(), &tags)?;
             if json {
                 super::print_json(&scripts);
@@ -75,6 +73,7 @@ pub async fn run(data: &Path, command: ScriptCommand) -> anyhow::Result<()> {
             }
         }
         ScriptCommand::Delete { name, tag, json } => {
+            let store = Store::open(data)?;
             let deleted = match (name, tag) {
                 (Some(name), _) => {
                     if store.delete_script(CUSTOMER_NAMESPACE, &name, None)? {
