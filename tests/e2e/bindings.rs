@@ -122,8 +122,9 @@ fn kv_put_get_list_and_expiry_survive_a_restart() {
     ] {
         put(&server, key, value);
     }
+    let short_lived_at = std::time::Instant::now();
     let short_lived = server
-        .request(Method::PUT, "/dispatch/kv/mayfly?ttl=1")
+        .request(Method::PUT, "/dispatch/kv/mayfly?ttl=2")
         .body("brief")
         .send()
         .unwrap();
@@ -161,7 +162,8 @@ fn kv_put_get_list_and_expiry_survive_a_restart() {
     }
     assert_eq!(seen, ["apple", "b2", "banana", "cherry", "mayfly"]);
 
-    std::thread::sleep(Duration::from_millis(2100));
+    // A TTL of 2 s lives at least 2 s and less than 3 s.
+    std::thread::sleep(Duration::from_millis(3100).saturating_sub(short_lived_at.elapsed()));
     assert_eq!(
         server.get("/dispatch/kv/mayfly").status(),
         404,

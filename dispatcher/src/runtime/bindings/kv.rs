@@ -75,7 +75,7 @@ impl KvStore {
         ttl_seconds: Option<u64>,
     ) -> rusqlite::Result<()> {
         let now = now();
-        let expires_at = ttl_seconds.map(|ttl| now.saturating_add(ttl.min(i64::MAX as u64) as i64));
+        let expires_at = ttl_seconds.map(|ttl| expiration_after(ttl));
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(
@@ -135,10 +135,23 @@ impl KvStore {
     }
 }
 
+/// Whole Unix seconds; a key with `expires_at = E` is live while `now() < E`.
 fn now() -> i64 {
+    since_epoch().as_secs() as i64
+}
+
+/// The first whole second at least `ttl` seconds from now, so a key lives for at least its
+/// TTL (never less because the put happened late in a second).
+fn expiration_after(ttl: u64) -> i64 {
+    let since = since_epoch();
+    let ceil = since.as_secs() + u64::from(since.subsec_nanos() > 0);
+    ceil.saturating_add(ttl).min(i64::MAX as u64) as i64
+}
+
+fn since_epoch() -> std::time::Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .unwrap_or_default()
 }
 
 fn check_key(key: &str) -> Result<(), BindingError> {
