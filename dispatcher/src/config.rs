@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::runtime::{EngineLimits, InvokeLimits, SqlLimits};
+use ipnet::IpNet;
+
+use crate::runtime::{AddressPolicy, EngineLimits, Limits, RuntimeConfig, SqlLimits};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -23,12 +25,25 @@ pub struct Config {
     /// Longest a client may take to send a request's headers (also closes idle
     /// keep-alive connections), in milliseconds.
     pub header_read_timeout_ms: u64,
-    /// Longest a dispatched request may run, in milliseconds.
+    /// Default CPU time limit of a request, in milliseconds (`limits set` overrides it
+    /// per script).
+    pub cpu_ms: u64,
+    /// Default memory limit of a request (all its memories and tables), in MiB.
+    pub memory_mb: u64,
+    /// Default most outgoing requests and service calls per request.
+    pub subrequests: u32,
+    /// Default longest a request may run, in milliseconds.
     pub wall_time_ms: u64,
-    /// Most script instances alive at once.
+    /// Highest memory limit `limits set` may give a script, in MiB.
+    pub max_script_memory_mb: u64,
+    /// All running scripts' memory together, in MiB (default: half the machine's RAM).
+    pub guest_memory_total_mb: Option<u64>,
+    /// Most script instances alive at once; beyond it requests get `503 overloaded`.
     pub max_instances: u32,
-    /// Largest linear memory of a script, in MiB.
-    pub max_memory_mb: usize,
+    /// Non-public address ranges outgoing requests may reach anyway (CIDR, e.g.
+    /// `["127.0.0.0/8"]`); by default every private, loopback, link-local and reserved
+    /// range is refused.
+    pub outbound_allow_private: Vec<IpNet>,
     /// Console output kept per request, in bytes.
     pub log_capacity_bytes: usize,
     /// Largest SQL (`d1`) database, in MiB.
@@ -45,9 +60,14 @@ impl Default for Config {
             max_script_bytes: 10 << 20,
             max_request_body_bytes: 100 << 20,
             header_read_timeout_ms: 10_000,
+            cpu_ms: 50,
+            memory_mb: 128,
+            subrequests: 50,
             wall_time_ms: 30_000,
+            max_script_memory_mb: 1024,
+            guest_memory_total_mb: None,
             max_instances: 1000,
-            max_memory_mb: 128,
+            outbound_allow_private: Vec::new(),
             log_capacity_bytes: 64 << 10,
             max_database_mb: 500,
             sql_statement_ms: 1000,
@@ -66,29 +86,55 @@ impl Config {
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))
     }
 
-    pub fn engine_limits(&self) -> EngineLimits {
-        EngineLimits {
-            max_instances: self.max_instances,
-            max_memory_bytes: self.max_memory_mb << 20,
-        }
-    }
-
-    pub fn invoke_limits(&self) -> InvokeLimits {
-        InvokeLimits {
-            wall_time: Duration::from_millis(self.wall_time_ms),
+    /// Everything the runtime enforces.
+    pub fn runtime(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            engine: EngineLimits {
+                max_instances: self.max_instances,
+                max_memory_bytes: mib(self.max_script_memory_mb),
+            },
+            defaults: self.default_limits(),
+            guest_memory_bytes: self.guest_memory_total_mb.map_or_else(half_of_ram, mib),
             log_capacity: self.log_capacity_bytes,
+            sql: SqlLimits {
+                max_database_bytes: self.max_database_mb << 20,
+                statement_time: Duration::from_millis(self.sql_statement_ms),
+                max_result_bytes: 16 << 20,
+            },
+            addresses: AddressPolicy {
+                allowed_private: self.outbound_allow_private.clone(),
+            },
         }
     }
 
-    pub fn sql_limits(&self) -> SqlLimits {
-        SqlLimits {
-            max_database_bytes: self.max_database_mb << 20,
-            statement_time: Duration::from_millis(self.sql_statement_ms),
-            max_result_bytes: 16 << 20,
+    /// The limits of a script the admin gave none.
+    pub fn default_limits(&self) -> Limits {
+        Limits {
+            cpu: Duration::from_millis(self.cpu_ms),
+            memory_bytes: mib(self.memory_mb),
+            subrequests: self.subrequests,
+            wall: Duration::from_millis(self.wall_time_ms),
         }
     }
 
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)
     }
+}
+
+fn mib(n: u64) -> usize {
+    usize::try_from(n)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(1 << 20)
+}
+
+/// Half the machine's RAM (`/proc/meminfo`), or 2 GiB when it cannot be read.
+fn half_of_ram() -> usize {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<usize>().ok()
+        });
+    total_kib.map_or(2 << 30, |kib| kib.saturating_mul(1024) / 2)
 }

@@ -22,14 +22,18 @@ impl Counter {
 pub enum Outcome {
     Ok,
     ScriptError,
+    ExceededCpu,
+    ExceededMemory,
     ExceededWallTime,
     Overloaded,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 4] = [
+    const ALL: [Outcome; 6] = [
         Outcome::Ok,
         Outcome::ScriptError,
+        Outcome::ExceededCpu,
+        Outcome::ExceededMemory,
         Outcome::ExceededWallTime,
         Outcome::Overloaded,
     ];
@@ -38,6 +42,8 @@ impl Outcome {
         match self {
             Outcome::Ok => "ok",
             Outcome::ScriptError => "script_error",
+            Outcome::ExceededCpu => "exceeded_cpu",
+            Outcome::ExceededMemory => "exceeded_memory",
             Outcome::ExceededWallTime => "exceeded_wall_time",
             Outcome::Overloaded => "overloaded",
         }
@@ -49,7 +55,7 @@ pub struct Metrics {
     pub compiles: Counter,
     pub artifact_cache_hits: Counter,
     pub artifact_rebuilds: Counter,
-    requests: [Counter; 4],
+    requests: [Counter; Outcome::ALL.len()],
     pub scripts_loaded: AtomicU64,
 }
 

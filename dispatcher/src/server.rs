@@ -26,13 +26,7 @@ const CHANGE_POLL: Duration = Duration::from_millis(250);
 pub async fn open(data_dir: &Path, config: &Config) -> anyhow::Result<Deployer> {
     let store = Arc::new(Store::open(data_dir)?);
     let metrics = Arc::new(Metrics::default());
-    let runtime = Arc::new(Runtime::new(
-        data_dir,
-        &config.engine_limits(),
-        config.invoke_limits(),
-        config.sql_limits(),
-        metrics,
-    )?);
+    let runtime = Arc::new(Runtime::new(data_dir, config.runtime(), metrics)?);
     let deployer = Deployer {
         store,
         runtime,

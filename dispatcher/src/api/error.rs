@@ -31,6 +31,10 @@ pub enum ApiError {
     #[error("{0}")]
     ScriptError(String),
     #[error("{0}")]
+    ExceededCpu(String),
+    #[error("{0}")]
+    ExceededMemory(String),
+    #[error("{0}")]
     ExceededWallTime(String),
     #[error("{0}")]
     Overloaded(String),
@@ -50,6 +54,8 @@ impl ApiError {
             ApiError::NameTaken(_) => (StatusCode::CONFLICT, "name_taken"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::ScriptError(_) => (StatusCode::INTERNAL_SERVER_ERROR, "script_error"),
+            ApiError::ExceededCpu(_) => (StatusCode::SERVICE_UNAVAILABLE, "exceeded_cpu"),
+            ApiError::ExceededMemory(_) => (StatusCode::SERVICE_UNAVAILABLE, "exceeded_memory"),
             ApiError::ExceededWallTime(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "exceeded_wall_time")
             }
@@ -130,6 +136,8 @@ impl From<InvokeError> for ApiError {
         let message = e.to_string();
         match e {
             InvokeError::ScriptError(_) => ApiError::ScriptError(message),
+            InvokeError::ExceededCpu => ApiError::ExceededCpu(message),
+            InvokeError::ExceededMemory => ApiError::ExceededMemory(message),
             InvokeError::WallTime => ApiError::ExceededWallTime(message),
             InvokeError::Overloaded => ApiError::Overloaded(message),
         }

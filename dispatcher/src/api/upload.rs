@@ -6,18 +6,9 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
-use serde::Deserialize;
 
 use super::error::ApiError;
-use crate::store::BindingSpec;
-
-/// The WfP upload metadata (fields this issue acts on; unknown fields are ignored).
-#[derive(Default, Deserialize)]
-pub struct Metadata {
-    pub main_module: Option<String>,
-    pub tags: Option<Vec<String>>,
-    pub bindings: Option<Vec<BindingSpec>>,
-}
+use crate::deploy::Metadata;
 
 pub struct UploadBody {
     pub wasm: Bytes,

@@ -3,6 +3,8 @@
 //! the store's change watcher. With `--json` a command prints one JSON document only.
 
 mod customer;
+mod limits;
+mod outbound;
 mod script;
 
 use std::path::PathBuf;
@@ -10,6 +12,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
+use crate::store::{CUSTOMER_NAMESPACE, PLATFORM_NAMESPACE, Store};
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +49,12 @@ enum Command {
     /// Manage scripts.
     #[command(subcommand)]
     Script(script::ScriptCommand),
+    /// Per-script limits (CPU, memory, subrequests, wall time).
+    #[command(subcommand)]
+    Limits(limits::LimitsCommand),
+    /// Where a script's outgoing requests may go.
+    #[command(subcommand)]
+    Outbound(outbound::OutboundCommand),
     /// Create the demo customer and upload the default template `hello` for it.
     Demo {
         #[arg(long)]
@@ -69,6 +78,8 @@ pub fn run() -> anyhow::Result<()> {
         }
         Command::Customer(command) => customer::run(&cli.data, command),
         Command::Script(command) => runtime()?.block_on(script::run(&cli.data, command)),
+        Command::Limits(command) => limits::run(&cli.data, command),
+        Command::Outbound(command) => outbound::run(&cli.data, command),
         Command::Demo { json } => runtime()?.block_on(async {
             let config = Config::default();
             let deployer = crate::server::open(&cli.data, &config).await?;
@@ -80,6 +91,29 @@ pub fn run() -> anyhow::Result<()> {
             }
             Ok(())
         }),
+    }
+}
+
+/// A script named on the command line.
+#[derive(clap::Args)]
+pub struct ScriptName {
+    /// The script's name.
+    name: String,
+    /// Its namespace: `customers` (uploads) or `platform` (the platform's own scripts).
+    #[arg(long, default_value = CUSTOMER_NAMESPACE, value_parser = [CUSTOMER_NAMESPACE, PLATFORM_NAMESPACE])]
+    namespace: String,
+}
+
+impl ScriptName {
+    fn ensure_exists(&self, store: &Store) -> anyhow::Result<()> {
+        let found = store.get_script(&self.namespace, &self.name, None)?;
+        anyhow::ensure!(
+            found.is_some(),
+            "no script named `{}` in the `{}` namespace",
+            self.name,
+            self.namespace
+        );
+        Ok(())
     }
 }
 

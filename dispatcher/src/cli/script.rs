@@ -1,13 +1,18 @@
 //! `dispatcher script list | delete`: the admin's view over every customer's scripts;
-//! `script compose`: a script joined with the platform module, as the upload pipeline
-//! does, so it also runs under plain `wasmtime serve`.
+//! `script deploy`: install a platform script (first-party service, outbound worker)
+//! through the same pipeline as uploads; `script compose`: a script joined with the
+//! platform module, as the upload pipeline does, so it also runs under `wasmtime serve`.
 
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
+use bytes::Bytes;
+
+use crate::config::Config;
+use crate::deploy::{Metadata, NewVersion};
 use crate::runtime::PlatformModule;
-use crate::store::{CUSTOMER_NAMESPACE, Store};
+use crate::store::{CUSTOMER_NAMESPACE, PLATFORM_NAMESPACE, Store};
 
 #[derive(Subcommand)]
 pub enum ScriptCommand {
@@ -29,6 +34,18 @@ pub enum ScriptCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Install or replace a script of the `platform` namespace (owned by no customer)
+    /// from a component file. A running server serves the new version within a second.
+    Deploy {
+        name: String,
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// Upload metadata as JSON (`tags`, `bindings`), the same shape customers upload.
+        #[arg(long)]
+        metadata: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write INPUT composed with the platform module to OUTPUT (a component that runs
     /// under `wasmtime serve` too). A component that does not import `platform:module`
     /// is written unchanged.
@@ -45,6 +62,34 @@ pub async fn run(data: &Path, command: ScriptCommand) -> anyhow::Result<()> {
             let script = std::fs::read(input)?;
             let composed = PlatformModule::builtin()?.compose(&script)?;
             std::fs::write(output, composed.as_deref().unwrap_or(&script))?;
+        }
+        ScriptCommand::Deploy {
+            name,
+            file,
+            metadata,
+            json,
+        } => {
+            let metadata: Metadata = match metadata {
+                Some(path) => serde_json::from_slice(&std::fs::read(path)?)?,
+                None => Metadata::default(),
+            };
+            let deployer = crate::server::open(data, &Config::default()).await?;
+            let (record, created) = deployer
+                .deploy(NewVersion {
+                    namespace: PLATFORM_NAMESPACE.into(),
+                    name,
+                    customer_id: None,
+                    wasm: Bytes::from(std::fs::read(file)?),
+                    tags: metadata.tags,
+                    bindings: metadata.bindings,
+                })
+                .await?;
+            if json {
+                super::print_json(&record);
+            } else {
+                let verb = if created { "installed" } else { "replaced" };
+                println!("{verb} platform script {} ({})", record.name, record.sha256);
+            }
         }
         ScriptCommand::List {
             customer,

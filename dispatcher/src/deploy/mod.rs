@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::runtime::{LoadedScript, PrepareError, Runtime};
-use crate::store::{BindingSpec, ScriptRecord, Store, StoreError, Upload, sha256_hex};
+use crate::store::{BindingSpec, ScriptHead, ScriptRecord, Store, StoreError, Upload, sha256_hex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -73,6 +73,14 @@ pub fn validate_tags(tags: &[String]) -> Result<(), DeployError> {
         }
     }
     Ok(())
+}
+
+/// The WfP upload metadata (the fields we act on; unknown fields are ignored).
+#[derive(Default, serde::Deserialize)]
+pub struct Metadata {
+    pub main_module: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub bindings: Option<Vec<BindingSpec>>,
 }
 
 /// A new version of a script, as uploaded.
@@ -161,18 +169,23 @@ impl Deployer {
             let bindings = this
                 .store
                 .resolved_bindings(&version.namespace, &version.name)?;
-            this.runtime.index.insert(
-                LoadedScript {
+            let settings = this
+                .store
+                .script_settings(&version.namespace, &version.name)?;
+            let script = LoadedScript::new(
+                &this.runtime,
+                ScriptHead {
                     namespace: version.namespace,
                     name: version.name,
                     sha256,
                     customer_id: version.customer_id,
                     updated_at: record.updated_at.clone(),
-                    bindings: Arc::new(bindings),
-                    pre,
+                    settings,
                 },
-                &this.runtime,
+                bindings,
+                pre,
             );
+            this.runtime.index.insert(script, &this.runtime);
             Ok((record, created))
         })
         .await

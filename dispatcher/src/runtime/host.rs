@@ -2,8 +2,9 @@
 //! their imports. Every WASI 0.2 interface `wasmtime serve -Scli` links is linked here,
 //! given safely: empty environment and arguments, no preopened directories, no network
 //! (every socket address denied, no name lookup), stdout/stderr captured; outgoing HTTP
-//! goes through `Egress` (service bindings). `platform:worker` is linked too: the host
-//! side of the script's bindings, which reads the script's bindings from here.
+//! goes through `Egress` (service bindings, the outbound policy). `platform:worker` is
+//! linked too: the host side of the script's bindings, which reads them from here. The
+//! run's budget and memory limiter live here so the store's callbacks can reach them.
 
 use std::sync::Arc;
 
@@ -11,8 +12,10 @@ use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::bindings::service::{CallChain, Egress};
 use super::capture::LogCapture;
+use super::invoke::WorkerParams;
+use super::limits::{Budget, MemoryLimiter};
+use super::outbound::Egress;
 use super::{LoadedScript, Runtime};
 
 pub struct Host {
@@ -20,9 +23,13 @@ pub struct Host {
     http: WasiHttpCtx,
     table: ResourceTable,
     egress: Egress,
+    pub(super) budget: Arc<Budget>,
+    pub(super) limiter: MemoryLimiter,
     pub(super) runtime: Arc<Runtime>,
     pub(super) script: Arc<LoadedScript>,
     pub(super) logs: LogCapture,
+    /// An outbound worker's params, which it reads as vars.
+    pub(super) params: WorkerParams,
 }
 
 impl Host {
@@ -30,7 +37,8 @@ impl Host {
         runtime: Arc<Runtime>,
         script: Arc<LoadedScript>,
         logs: &LogCapture,
-        chain: CallChain,
+        budget: Arc<Budget>,
+        params: WorkerParams,
     ) -> Host {
         let wasi = WasiCtxBuilder::new()
             .stdout(logs.clone())
@@ -44,14 +52,13 @@ impl Host {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            egress: Egress {
-                runtime: runtime.clone(),
-                script: script.clone(),
-                chain,
-            },
+            egress: Egress::new(runtime.clone(), script.clone(), budget.clone()),
+            limiter: MemoryLimiter::new(budget.clone(), runtime.guest_memory.clone()),
+            budget,
             runtime,
             script,
             logs: logs.clone(),
+            params,
         }
     }
 }

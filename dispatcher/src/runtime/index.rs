@@ -11,8 +11,11 @@ use std::sync::atomic::Ordering;
 use arc_swap::ArcSwap;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use super::{Host, Runtime};
-use crate::store::{ResolvedBindings, Store, StoreError};
+use super::outbound::{AllowList, Outbound};
+use super::{Host, Limits, Runtime};
+use crate::store::{
+    OutboundPolicy, ResolvedBindings, ScriptHead, ScriptSettings, Store, StoreError,
+};
 
 /// A script ready to serve requests.
 pub struct LoadedScript {
@@ -24,6 +27,48 @@ pub struct LoadedScript {
     pub updated_at: String,
     pub bindings: Arc<ResolvedBindings>,
     pub pre: ProxyPre<Host>,
+    /// What the admin set for the script's name, as stored.
+    pub settings: ScriptSettings,
+    /// The server's default limits with the admin's overrides applied.
+    pub limits: Limits,
+    pub outbound: Outbound,
+}
+
+impl LoadedScript {
+    pub fn new(
+        runtime: &Runtime,
+        head: ScriptHead,
+        bindings: ResolvedBindings,
+        pre: ProxyPre<Host>,
+    ) -> LoadedScript {
+        let limits = runtime.defaults.with_overrides(&head.settings.limits);
+        let outbound = match &head.settings.outbound {
+            None => Outbound::Default,
+            Some(OutboundPolicy::Allow(patterns)) => {
+                // Checked when set; a list that no longer parses allows nothing.
+                Outbound::Allow(AllowList::parse(patterns).unwrap_or_else(|error| {
+                    tracing::error!(script = %head.name, %error, "stored allow list is invalid; refusing all egress");
+                    AllowList::default()
+                }))
+            }
+            Some(OutboundPolicy::Worker { script, params }) => Outbound::Worker {
+                script: script.clone(),
+                params: Arc::new(params.clone()),
+            },
+        };
+        LoadedScript {
+            namespace: head.namespace,
+            name: head.name,
+            sha256: head.sha256,
+            customer_id: head.customer_id,
+            updated_at: head.updated_at,
+            bindings: Arc::new(bindings),
+            pre,
+            settings: head.settings,
+            limits,
+            outbound,
+        }
+    }
 }
 
 type Scripts = HashMap<String, HashMap<String, Arc<LoadedScript>>>;
@@ -79,6 +124,7 @@ impl ScriptIndex {
                     s.sha256 == head.sha256
                         && s.customer_id == head.customer_id
                         && s.updated_at == head.updated_at
+                        && s.settings == head.settings
                 });
             let script = match unchanged {
                 Some(script) => script.clone(),
@@ -107,15 +153,7 @@ impl ScriptIndex {
                             continue;
                         }
                     };
-                    Arc::new(LoadedScript {
-                        namespace: head.namespace.clone(),
-                        name: head.name.clone(),
-                        sha256: head.sha256,
-                        customer_id: head.customer_id,
-                        updated_at: head.updated_at,
-                        bindings: Arc::new(bindings),
-                        pre,
-                    })
+                    Arc::new(LoadedScript::new(runtime, head.clone(), bindings, pre))
                 }
             };
             next.entry(head.namespace)

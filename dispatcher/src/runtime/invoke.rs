@@ -2,10 +2,13 @@
 //! script's `ProxyPre` (pooling allocator), call `wasi:http/incoming-handler.handle`,
 //! and hand back the response as soon as the guest sets it; the body streams while the
 //! guest keeps running. The guest runs in its own task so it may finish writing after
-//! the headers went out; its wall time is bounded and its console output is captured.
+//! the headers went out. The run is held to its budget (`limits`): CPU metered per poll
+//! and enforced at epoch ticks, memory by the store's limiter, wall time by the deadline;
+//! its console output is captured.
 
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Body;
@@ -16,32 +19,20 @@ use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::{HyperIncomingBody, HyperOutgoingBody};
 
-use super::bindings::service::CallChain;
 use super::capture::LogCapture;
+use super::limits::{self, Budget, LimitExceeded, Metered};
+use super::outbound::SendResult;
 use super::{Host, LoadedScript, Runtime};
 use crate::metrics::Outcome;
-
-#[derive(Debug, Clone)]
-pub struct InvokeLimits {
-    /// Longest a request may run, host calls included.
-    pub wall_time: Duration,
-    /// Bytes of console output kept per request.
-    pub log_capacity: usize,
-}
-
-impl Default for InvokeLimits {
-    fn default() -> Self {
-        InvokeLimits {
-            wall_time: Duration::from_secs(30),
-            log_capacity: 64 * 1024,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
     #[error("the script failed: {0}")]
     ScriptError(String),
+    #[error("the script used more CPU time than its limit")]
+    ExceededCpu,
+    #[error("the script needed more memory than its limit")]
+    ExceededMemory,
     #[error("the script ran past its wall-time limit")]
     WallTime,
     #[error("too many requests are running; retry shortly")]
@@ -52,11 +43,16 @@ impl InvokeError {
     fn outcome(&self) -> Outcome {
         match self {
             InvokeError::ScriptError(_) => Outcome::ScriptError,
+            InvokeError::ExceededCpu => Outcome::ExceededCpu,
+            InvokeError::ExceededMemory => Outcome::ExceededMemory,
             InvokeError::WallTime => Outcome::ExceededWallTime,
             InvokeError::Overloaded => Outcome::Overloaded,
         }
     }
 }
+
+/// Extra context of one run: the params an outbound worker sees as vars.
+pub type WorkerParams = Option<Arc<BTreeMap<String, String>>>;
 
 impl Runtime {
     /// Runs an eyeball's `request` through `script` and returns its response.
@@ -70,20 +66,36 @@ impl Runtime {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
-        let deadline = tokio::time::Instant::now() + self.invoke_limits.wall_time;
-        self.invoke_service(script, request, CallChain::root(deadline))
-            .await
+        let budget = Budget::root(script.limits);
+        self.run_counted(script, request, budget, None).await
     }
 
-    /// Runs `request` through `script` as one call of `chain` (a service binding call
-    /// when the chain is not at its root).
-    pub async fn invoke_service(
+    /// A script's outgoing request handed to another script (a service binding's callee
+    /// or an outbound worker), as the `wasi:http` hooks answer it.
+    pub(crate) async fn call(
         self: &Arc<Self>,
         script: Arc<LoadedScript>,
         request: hyper::Request<HyperIncomingBody>,
-        chain: CallChain,
+        budget: Arc<Budget>,
+        params: WorkerParams,
+    ) -> SendResult {
+        let response = self
+            .run_counted(script, request, budget, params)
+            .await
+            .map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))?;
+        let io: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send> =
+            Box::new(async { Ok(()) });
+        Ok((response, io))
+    }
+
+    async fn run_counted(
+        self: &Arc<Self>,
+        script: Arc<LoadedScript>,
+        request: hyper::Request<HyperIncomingBody>,
+        budget: Arc<Budget>,
+        params: WorkerParams,
     ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
-        let result = self.run(script, request, chain).await;
+        let result = self.run(script, request, budget, params).await;
         self.metrics.request(match &result {
             Ok(_) => Outcome::Ok,
             Err(e) => e.outcome(),
@@ -95,17 +107,17 @@ impl Runtime {
         self: &Arc<Self>,
         script: Arc<LoadedScript>,
         request: hyper::Request<HyperIncomingBody>,
-        chain: CallChain,
+        budget: Arc<Budget>,
+        params: WorkerParams,
     ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
-        let logs = LogCapture::new(self.invoke_limits.log_capacity);
-        let deadline = chain
-            .deadline
-            .min(tokio::time::Instant::now() + self.invoke_limits.wall_time);
-        let host = Host::new(self.clone(), script.clone(), &logs, chain);
+        let logs = LogCapture::new(self.log_capacity);
+        let deadline = budget.deadline;
+        let host = Host::new(self.clone(), script.clone(), &logs, budget.clone(), params);
         let mut store = Store::new(&self.engine, host);
-        // Yield to the scheduler at every epoch tick so a busy guest cannot hog a thread.
+        store.limiter(|host| &mut host.limiter);
+        // At every epoch tick: stop the guest past its CPU limit, else let others run.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
+        store.epoch_deadline_callback(|ctx| limits::on_epoch_tick(&ctx.data().budget));
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let (incoming, outparam) = {
@@ -119,31 +131,33 @@ impl Runtime {
             (incoming, outparam)
         };
 
+        let metered_budget = budget.clone();
+        let logged_script = script.clone();
+        let run = async move {
+            let proxy = script
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| {
+                    if e.is::<wasmtime::PoolConcurrencyLimitError>() {
+                        InvokeError::Overloaded
+                    } else {
+                        describe_failure(e, &budget, "instantiation failed: ")
+                    }
+                })?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, outparam)
+                .await
+                .map_err(|e| describe_failure(e, &budget, ""))
+        };
+        let metered = Metered::new(run, metered_budget);
         let task = tokio::spawn(async move {
-            let run = async {
-                let proxy = script
-                    .pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| {
-                        if e.is::<wasmtime::PoolConcurrencyLimitError>() {
-                            InvokeError::Overloaded
-                        } else {
-                            InvokeError::ScriptError(format!("instantiation failed: {e:#}"))
-                        }
-                    })?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, incoming, outparam)
-                    .await
-                    .map_err(describe_failure)
-            };
-            let result = match tokio::time::timeout_at(deadline, run).await {
+            let result = match tokio::time::timeout_at(deadline, metered).await {
                 Ok(result) => result,
                 Err(_) => Err(InvokeError::WallTime),
             };
-            drop(store);
-            log_console(&script, &logs, result.as_ref().err());
+            log_console(&logged_script, &logs, result.as_ref().err());
             result
         });
 
@@ -166,15 +180,23 @@ impl Runtime {
     }
 }
 
-/// Turns a trap or exit into the message a script's owner can act on.
-fn describe_failure(error: wasmtime::Error) -> InvokeError {
+/// Turns a trap, an exit or a limit into the error a script's owner can act on.
+fn describe_failure(error: wasmtime::Error, budget: &Budget, context: &str) -> InvokeError {
+    if let Some(LimitExceeded::Cpu) = error.downcast_ref::<LimitExceeded>() {
+        return InvokeError::ExceededCpu;
+    }
+    // A refused growth makes a guest fail in its own way (most abort); either way the
+    // limit is why.
+    if budget.memory_refused() {
+        return InvokeError::ExceededMemory;
+    }
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         return InvokeError::ScriptError(format!("the script called exit({})", exit.0));
     }
     if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
-        return InvokeError::ScriptError(format!("wasm trap: {trap}"));
+        return InvokeError::ScriptError(format!("{context}wasm trap: {trap}"));
     }
-    InvokeError::ScriptError(format!("{error:#}"))
+    InvokeError::ScriptError(format!("{context}{error:#}"))
 }
 
 /// Logs what the script printed, one event per line, tagged with the script's name.

@@ -11,6 +11,8 @@ pub mod engine;
 mod host;
 mod index;
 mod invoke;
+mod limits;
+mod outbound;
 mod validate;
 
 use std::sync::Arc;
@@ -27,7 +29,9 @@ pub use compose::{ComposeError, PlatformModule};
 pub use engine::EngineLimits;
 pub use host::Host;
 pub use index::{LoadedScript, ScriptIndex};
-pub use invoke::{InvokeError, InvokeLimits};
+pub use invoke::InvokeError;
+pub use limits::Limits;
+pub use outbound::{AddressPolicy, AllowList, Outbound};
 pub use validate::ValidateError;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,13 +46,31 @@ pub enum PrepareError {
     Link(String),
 }
 
+/// What the runtime enforces, from the server's configuration.
+pub struct RuntimeConfig {
+    pub engine: EngineLimits,
+    /// Limits of a script the admin gave none.
+    pub defaults: Limits,
+    /// All running scripts' memories and tables together, in bytes.
+    pub guest_memory_bytes: usize,
+    /// Console output kept per request, in bytes.
+    pub log_capacity: usize,
+    pub sql: SqlLimits,
+    /// Which addresses outgoing requests may reach.
+    pub addresses: AddressPolicy,
+}
+
 pub struct Runtime {
     engine: Engine,
     linker: Linker<Host>,
     artifacts: artifacts::ArtifactCache,
     /// Composed into every script that imports `platform:module/*`, at upload.
     platform: Arc<PlatformModule>,
-    invoke_limits: InvokeLimits,
+    /// Limits of a script the admin gave none.
+    pub defaults: Limits,
+    guest_memory: Arc<limits::GuestMemory>,
+    log_capacity: usize,
+    addresses: AddressPolicy,
     pub metrics: Arc<Metrics>,
     /// Every ready script; service bindings resolve through it.
     pub index: Arc<ScriptIndex>,
@@ -59,12 +81,10 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(
         data_dir: &std::path::Path,
-        engine_limits: &EngineLimits,
-        invoke_limits: InvokeLimits,
-        sql_limits: SqlLimits,
+        config: RuntimeConfig,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Runtime> {
-        let engine = engine::new_engine(engine_limits)?;
+        let engine = engine::new_engine(&config.engine)?;
         engine::spawn_epoch_ticker(&engine);
         let linker = host::new_linker(&engine)?;
         let platform = Arc::new(PlatformModule::builtin()?);
@@ -74,11 +94,14 @@ impl Runtime {
             linker,
             artifacts,
             platform,
-            invoke_limits,
+            defaults: config.defaults,
+            guest_memory: limits::GuestMemory::new(config.guest_memory_bytes),
+            log_capacity: config.log_capacity,
+            addresses: config.addresses,
             metrics,
             index: Arc::default(),
             kv: Arc::new(bindings::kv::KvStore::open(data_dir)?),
-            sql: bindings::sql::SqlDatabases::new(data_dir, sql_limits),
+            sql: bindings::sql::SqlDatabases::new(data_dir, config.sql),
         })
     }
 

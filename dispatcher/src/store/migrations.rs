@@ -17,6 +17,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "bindings",
         include_str!("../../../migrations/0002_bindings.sql"),
     ),
+    (
+        3,
+        "script_settings",
+        include_str!("../../../migrations/0003_script_settings.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

@@ -11,6 +11,7 @@ mod customers;
 mod migrations;
 mod scripts;
 mod secrets;
+mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -21,9 +22,12 @@ use rusqlite::{Connection, OpenFlags};
 pub use bindings::{BindingSpec, BindingView, ResolvedBindings};
 pub use customers::{Customer, IssuedToken};
 pub use scripts::{ScriptHead, ScriptRecord, Upload};
+pub use settings::{LimitOverrides, OutboundPolicy, ScriptSettings};
 
 /// Namespace of scripts uploaded by customers.
 pub const CUSTOMER_NAMESPACE: &str = "customers";
+/// Namespace of the platform's own scripts (first-party services, outbound workers).
+pub const PLATFORM_NAMESPACE: &str = "platform";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

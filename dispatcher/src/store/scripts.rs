@@ -4,6 +4,7 @@
 use rusqlite::{OptionalExtension as _, Transaction, params};
 use serde::Serialize;
 
+use super::settings::{ScriptSettings, settings_from_row};
 use super::{BindingSpec, BindingView, Store, StoreError};
 
 /// The public record of a script, as the API returns it.
@@ -30,6 +31,8 @@ pub struct ScriptHead {
     pub customer_id: Option<String>,
     /// Changes whenever the script's bytes, tags or bindings change.
     pub updated_at: String,
+    /// The admin's limits and outbound policy for the script's name.
+    pub settings: ScriptSettings,
 }
 
 /// A new version of a script whose bytes are already in the blob store.
@@ -202,8 +205,12 @@ impl Store {
     /// Every script's name, owner and digest: what the runtime index is built from.
     pub fn script_heads(&self) -> Result<Vec<ScriptHead>, StoreError> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT namespace, name, sha256, customer_id, updated_at FROM scripts")?;
+        let mut stmt = conn.prepare(
+            "SELECT s.namespace, s.name, s.sha256, s.customer_id, s.updated_at,
+                    x.cpu_ms, x.memory_mb, x.subrequests, x.wall_ms, x.outbound
+             FROM scripts s
+             LEFT JOIN script_settings x ON x.namespace = s.namespace AND x.name = s.name",
+        )?;
         let rows = stmt.query_map([], |row| {
             Ok(ScriptHead {
                 namespace: row.get(0)?,
@@ -211,6 +218,7 @@ impl Store {
                 sha256: row.get(2)?,
                 customer_id: row.get(3)?,
                 updated_at: row.get(4)?,
+                settings: settings_from_row(row, 5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

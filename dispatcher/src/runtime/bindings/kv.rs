@@ -75,7 +75,7 @@ impl KvStore {
         ttl_seconds: Option<u64>,
     ) -> rusqlite::Result<()> {
         let now = now();
-        let expires_at = ttl_seconds.map(|ttl| expiration_after(ttl));
+        let expires_at = ttl_seconds.map(expiration_after);
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute(

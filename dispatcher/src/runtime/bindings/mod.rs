@@ -44,7 +44,10 @@ impl platform::worker::types::Host for Host {}
 
 impl platform::worker::vars::Host for Host {
     fn get(&mut self, name: String) -> Option<String> {
-        self.script.bindings.vars.get(&name).cloned()
+        let param = self.params.as_ref().and_then(|p| p.get(&name));
+        param
+            .or_else(|| self.script.bindings.vars.get(&name))
+            .cloned()
     }
 
     fn secret(&mut self, name: String) -> Option<String> {

@@ -1,0 +1,324 @@
+//! Per-request limits and how they are enforced.
+//!
+//! Every script run (an eyeball's request or a service-binding call) gets a [`Budget`]:
+//! its effective [`Limits`] and what it has used so far.
+//! - **CPU**: thread CPU time measured around each poll of the guest's future
+//!   ([`Metered`]); time parked on I/O does not count. The epoch callback
+//!   ([`on_epoch_tick`]) runs at every engine tick while wasm runs: over the limit it stops
+//!   the guest, otherwise it yields to the scheduler so a busy guest cannot starve others.
+//! - **Memory**: [`MemoryLimiter`] sums every linear memory and table of the instance
+//!   against the script's limit, and against one process-wide budget ([`GuestMemory`]).
+//! - **Wall time**: the run's deadline (`Budget::deadline`), enforced by the invoker.
+//! - **Subrequests**: counted by the egress path through [`Budget::take_subrequest`].
+//!
+//! A service-binding callee's budget hangs off its caller's: its limits are the lower of
+//! its own and what its caller has left, and what it uses is charged up the chain.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use wasmtime::{ResourceLimiter, UpdateDeadline};
+
+use crate::store::LimitOverrides;
+
+/// The limits one script run is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub cpu: Duration,
+    pub memory_bytes: usize,
+    pub subrequests: u32,
+    pub wall: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            cpu: Duration::from_millis(50),
+            memory_bytes: 128 << 20,
+            subrequests: 50,
+            wall: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Limits {
+    /// `self` (the server's defaults) with a script's overrides applied.
+    pub fn with_overrides(self, overrides: &LimitOverrides) -> Limits {
+        Limits {
+            cpu: overrides.cpu_ms.map_or(self.cpu, Duration::from_millis),
+            memory_bytes: overrides.memory_mb.map_or(self.memory_bytes, |mb| {
+                (mb as usize).saturating_mul(1 << 20)
+            }),
+            subrequests: overrides.subrequests.unwrap_or(self.subrequests),
+            wall: overrides.wall_ms.map_or(self.wall, Duration::from_millis),
+        }
+    }
+}
+
+/// Which limit stopped a script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitExceeded {
+    #[error("the script used more CPU time than its limit")]
+    Cpu,
+}
+
+/// One script run's limits and usage; a service call's budget points at its caller's.
+pub struct Budget {
+    /// 0 for an eyeball's request, +1 per service-binding hop.
+    pub depth: u32,
+    /// No script of the chain runs past its own deadline or its caller's.
+    pub deadline: Instant,
+    pub limits: Limits,
+    cpu_used_ns: AtomicU64,
+    /// The thread's CPU clock when the poll in progress began; 0 when none is.
+    poll_started_ns: AtomicU64,
+    memory_used: AtomicUsize,
+    memory_refused: AtomicBool,
+    subrequests_used: AtomicU32,
+    caller: Option<Arc<Budget>>,
+}
+
+impl Budget {
+    /// The budget of an eyeball's request.
+    pub fn root(limits: Limits) -> Arc<Budget> {
+        Arc::new(Budget::new(0, Instant::now() + limits.wall, limits, None))
+    }
+
+    /// The budget of a service call from this run to a script whose own limits are
+    /// `own`: the lower of those and what this run has left.
+    pub fn for_callee(self: &Arc<Self>, own: Limits) -> Arc<Budget> {
+        let now = Instant::now();
+        let limits = Limits {
+            cpu: own.cpu.min(self.limits.cpu.saturating_sub(self.cpu_used())),
+            memory_bytes: own.memory_bytes.min(
+                self.limits
+                    .memory_bytes
+                    .saturating_sub(self.memory_used.load(Ordering::Relaxed)),
+            ),
+            subrequests: own.subrequests.min(
+                self.limits
+                    .subrequests
+                    .saturating_sub(self.subrequests_used.load(Ordering::Relaxed)),
+            ),
+            wall: own.wall.min(self.deadline.saturating_duration_since(now)),
+        };
+        let deadline = self.deadline.min(now + own.wall);
+        Arc::new(Budget::new(
+            self.depth + 1,
+            deadline,
+            limits,
+            Some(self.clone()),
+        ))
+    }
+
+    fn new(depth: u32, deadline: Instant, limits: Limits, caller: Option<Arc<Budget>>) -> Budget {
+        Budget {
+            depth,
+            deadline,
+            limits,
+            cpu_used_ns: AtomicU64::new(0),
+            poll_started_ns: AtomicU64::new(0),
+            memory_used: AtomicUsize::new(0),
+            memory_refused: AtomicBool::new(false),
+            subrequests_used: AtomicU32::new(0),
+            caller,
+        }
+    }
+
+    /// This run and its callers, nearest first.
+    fn chain(&self) -> impl Iterator<Item = &Budget> {
+        std::iter::successors(Some(self), |b| b.caller.as_deref())
+    }
+
+    /// CPU used so far, the poll in progress on this thread included.
+    pub fn cpu_used(&self) -> Duration {
+        let mut used = self.cpu_used_ns.load(Ordering::Relaxed);
+        let started = self.poll_started_ns.load(Ordering::Relaxed);
+        if started != 0 {
+            used += thread_cpu_ns().saturating_sub(started);
+        }
+        Duration::from_nanos(used)
+    }
+
+    fn charge_cpu(&self, ns: u64) {
+        for budget in self.chain() {
+            budget.cpu_used_ns.fetch_add(ns, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one outgoing request against this run and every caller; refuses it (and
+    /// names the limit) when any of them has none left.
+    pub fn take_subrequest(&self) -> Result<(), u32> {
+        for budget in self.chain() {
+            let used = budget.subrequests_used.fetch_add(1, Ordering::Relaxed);
+            if used >= budget.limits.subrequests {
+                return Err(budget.limits.subrequests);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the memory limiter refused a growth during this run.
+    pub fn memory_refused(&self) -> bool {
+        self.memory_refused.load(Ordering::Relaxed)
+    }
+}
+
+/// The calling thread's CPU clock, in nanoseconds (never 0).
+fn thread_cpu_ns() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    (now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64).max(1)
+}
+
+/// A guest's future, with the CPU time of every poll charged to its budget.
+pub struct Metered<F> {
+    inner: Pin<Box<F>>,
+    budget: Arc<Budget>,
+}
+
+impl<F: Future> Metered<F> {
+    pub fn new(inner: F, budget: Arc<Budget>) -> Self {
+        Metered {
+            inner: Box::pin(inner),
+            budget,
+        }
+    }
+}
+
+impl<F: Future> Future for Metered<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let started = thread_cpu_ns();
+        self.budget
+            .poll_started_ns
+            .store(started, Ordering::Relaxed);
+        let result = self.inner.as_mut().poll(cx);
+        self.budget.poll_started_ns.store(0, Ordering::Relaxed);
+        self.budget
+            .charge_cpu(thread_cpu_ns().saturating_sub(started));
+        result
+    }
+}
+
+/// The engine's epoch callback: stop a guest over its CPU limit, else let others run.
+pub fn on_epoch_tick(budget: &Budget) -> wasmtime::Result<UpdateDeadline> {
+    if budget.cpu_used() > budget.limits.cpu {
+        return Err(wasmtime::Error::new(LimitExceeded::Cpu));
+    }
+    Ok(UpdateDeadline::YieldCustom(
+        1,
+        Box::pin(tokio::task::yield_now()),
+    ))
+}
+
+/// All guests' linear memories and tables together may not exceed this many bytes.
+pub struct GuestMemory {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl GuestMemory {
+    pub fn new(limit: usize) -> Arc<GuestMemory> {
+        Arc::new(GuestMemory {
+            limit,
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    fn try_take(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Sums every linear memory and table of one instance against the run's memory limit.
+pub struct MemoryLimiter {
+    budget: Arc<Budget>,
+    global: Arc<GuestMemory>,
+    held: usize,
+    /// The last growth granted, given back if the engine then fails to grow.
+    last_grant: usize,
+}
+
+impl MemoryLimiter {
+    pub fn new(budget: Arc<Budget>, global: Arc<GuestMemory>) -> Self {
+        MemoryLimiter {
+            budget,
+            global,
+            held: 0,
+            last_grant: 0,
+        }
+    }
+
+    fn give_back_last_grant(&mut self) {
+        self.held -= self.last_grant;
+        self.global.release(self.last_grant);
+        self.last_grant = 0;
+        self.budget.memory_used.store(self.held, Ordering::Relaxed);
+    }
+
+    fn grow(&mut self, bytes: usize) -> bool {
+        let within = self
+            .held
+            .checked_add(bytes)
+            .is_some_and(|total| total <= self.budget.limits.memory_bytes);
+        if !within || !self.global.try_take(bytes) {
+            self.budget.memory_refused.store(true, Ordering::Relaxed);
+            return false;
+        }
+        self.held += bytes;
+        self.last_grant = bytes;
+        self.budget.memory_used.store(self.held, Ordering::Relaxed);
+        true
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(self.grow(desired.saturating_sub(current)))
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.give_back_last_grant();
+        Ok(())
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let elements = desired.saturating_sub(current);
+        Ok(self.grow(elements.saturating_mul(size_of::<usize>())))
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.give_back_last_grant();
+        Ok(())
+    }
+}
+
+impl Drop for MemoryLimiter {
+    fn drop(&mut self) {
+        self.global.release(self.held);
+    }
+}

@@ -1,0 +1,145 @@
+//! The one way out of a script: every `wasi:http/outgoing-handler` request passes through
+//! [`Egress::send_request`] (guests get no sockets, files or environment), which
+//! 1. counts it as a subrequest of the run and its callers (refused past the limit);
+//! 2. sends a request naming a service binding to the bound script, in-process;
+//! 3. strips identity headers a script could forge (`X-User-Id`, `X-User-Role`,
+//!    `X-App-Key`, `X-Customer-Token`) — `Host` is already refused by wasi-http;
+//! 4. applies the script's outbound policy: hand the request to its outbound worker
+//!    (a platform script that sees the params as vars), or check it against its allow
+//!    list; then sends it with the SSRF-safe client, at most `MAX_CONNECTIONS` at once.
+
+mod client;
+pub mod policy;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::bindings::service;
+use super::limits::Budget;
+use super::{LoadedScript, Runtime};
+use crate::store::PLATFORM_NAMESPACE;
+pub use policy::{AddressPolicy, AllowList};
+
+/// Most connections one script run may have open at once; more wait for a free one.
+pub const MAX_CONNECTIONS: usize = 6;
+
+/// Headers that carry identity inside the platform; never sent out by a script.
+const IDENTITY_HEADERS: [&str; 4] = ["x-user-id", "x-user-role", "x-app-key", "x-customer-token"];
+
+/// A script's outbound policy, ready to apply.
+#[derive(Debug, Clone, Default)]
+pub enum Outbound {
+    /// Anywhere public (and what the server's config opens).
+    #[default]
+    Default,
+    /// Only these origins.
+    Allow(AllowList),
+    /// Every request goes to this platform script, with these params as vars.
+    Worker {
+        script: String,
+        params: Arc<BTreeMap<String, String>>,
+    },
+}
+
+pub(crate) type SendResult = Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    HttpError,
+>;
+
+/// The `wasi:http` hooks of one script run.
+pub struct Egress {
+    pub runtime: Arc<Runtime>,
+    pub script: Arc<LoadedScript>,
+    pub budget: Arc<Budget>,
+    connections: Arc<Semaphore>,
+}
+
+impl Egress {
+    pub fn new(runtime: Arc<Runtime>, script: Arc<LoadedScript>, budget: Arc<Budget>) -> Egress {
+        Egress {
+            runtime,
+            script,
+            budget,
+            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        }
+    }
+
+    fn refuse(why: String) -> Box<dyn Future<Output = SendResult> + Send> {
+        Box::new(async move { Err(HttpError::InternalError(Some(why))) })
+    }
+}
+
+impl WasiHttpHooks for Egress {
+    fn send_request(
+        &mut self,
+        mut request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        if let Err(limit) = self.budget.take_subrequest() {
+            return Egress::refuse(format!(
+                "subrequest limit of {limit} reached: this request may make no more \
+                 outgoing requests or service calls"
+            ));
+        }
+        let runtime = self.runtime.clone();
+        if let Some(binding) = service::binding_of(&mut request) {
+            let routed = service::route(&runtime, &self.script, &self.budget, &binding);
+            return Box::new(async move {
+                let (callee, budget) = routed?;
+                runtime.call(callee, request, budget, None).await
+            });
+        }
+        for name in IDENTITY_HEADERS {
+            request.headers_mut().remove(name);
+        }
+        match &self.script.outbound {
+            Outbound::Worker { script, params } => {
+                let worker = runtime.index.get(PLATFORM_NAMESPACE, script);
+                let Some(worker) = worker else {
+                    return Egress::refuse(format!(
+                        "outbound worker `{script}` is not deployed; outgoing requests are refused"
+                    ));
+                };
+                if self.budget.depth + 1 >= service::MAX_CALL_DEPTH {
+                    return Egress::refuse(format!(
+                        "outbound worker `{script}`: call depth limit of {} reached",
+                        service::MAX_CALL_DEPTH
+                    ));
+                }
+                let budget = self.budget.for_callee(worker.limits);
+                let params = params.clone();
+                Box::new(async move { runtime.call(worker, request, budget, Some(params)).await })
+            }
+            Outbound::Allow(list) if !list.allows(request.uri()) => Egress::refuse(format!(
+                "outbound request to `{}` refused: not in this script's allow list",
+                origin(request.uri())
+            )),
+            Outbound::Allow(_) | Outbound::Default => {
+                let connections = self.connections.clone();
+                Box::new(async move {
+                    let permit = connections
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| HttpError::ConnectionLimitReached)?;
+                    client::send(request, &runtime.addresses, permit).await
+                })
+            }
+        }
+    }
+}
+
+fn origin(uri: &http::Uri) -> String {
+    format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or("https"),
+        uri.authority().map_or("", |a| a.as_str())
+    )
+}
