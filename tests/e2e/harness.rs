@@ -37,6 +37,17 @@ impl Server {
         server
     }
 
+    /// A server on a fresh data directory, started with `config` as its TOML config file.
+    pub fn start_with_config(config: &str) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data = temp.path().join("data");
+        let path = temp.path().join("dispatcher.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut server = Server::start_in(&data, &["--config", path.to_str().unwrap()]);
+        server._temp = Some(temp);
+        server
+    }
+
     /// A server on `data` (which may hold a previous server's state).
     pub fn start_in(data: &Path, extra_args: &[&str]) -> Server {
         let mut child = Command::new(BIN)

@@ -2,11 +2,14 @@
 //! port, real components, the real CLI, real SQLite files in a temp directory.
 
 mod harness;
+mod upstream;
 
 mod bad_uploads;
 mod bindings;
 mod cli;
 mod dispatch;
+mod limits;
+mod outbound;
 mod persistence;
 mod platform_module;
 mod sandbox;

@@ -1,0 +1,189 @@
+//! Per-script limits: a CPU loop, memory bombs, unbounded recursion, a guest asleep in a
+//! host call, too many subrequests and too many requests at once each get their own
+//! answer, while another tenant's script keeps answering. Limits set with the CLI apply
+//! to the next request of the running server.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{Server, eventually, expect_error, guest};
+use crate::upstream::Upstream;
+
+/// `path?key=value...` with the values percent-encoded.
+pub fn with_query(path: &str, params: &[(&str, &str)]) -> String {
+    let url = reqwest::Url::parse_with_params(&format!("http://x{path}"), params).unwrap();
+    format!("{}?{}", url.path(), url.query().unwrap_or_default())
+}
+
+/// A server where customer `acme` owns the `limits` test guest as `app` and customer
+/// `bystander` owns `hello`.
+fn two_tenants(server: &Server) {
+    let (_, acme) = server.create_customer("acme");
+    assert_eq!(server.upload(&acme, "app", &guest("limits")).status(), 201);
+    let (_, bystander) = server.create_customer("bystander");
+    assert_eq!(
+        server.upload(&bystander, "hello", &guest("hello")).status(),
+        201
+    );
+}
+
+fn set_limits(server: &Server, args: &[&str]) {
+    let mut command = vec!["limits", "set", "app"];
+    command.extend_from_slice(args);
+    let out = server.cli(&command);
+    assert!(out.status.success(), "limits set: {out:?}");
+}
+
+fn hello_answers(server: &Server) -> bool {
+    server.get("/dispatch/hello/").status() == 200
+}
+
+#[test]
+fn a_cpu_loop_is_stopped_while_another_tenant_keeps_answering() {
+    let server = Server::start();
+    two_tenants(&server);
+    // Under the default limit (50 ms), a short burst of work is fine.
+    assert_eq!(server.get("/dispatch/app/spin-ms?ms=5").status(), 200);
+
+    let loops: Vec<_> = (0..4)
+        .map(|_| {
+            let url = server.url("/dispatch/app/spin");
+            std::thread::spawn(move || reqwest::blocking::get(url).unwrap())
+        })
+        .collect();
+    for _ in 0..10 {
+        assert!(hello_answers(&server), "the bystander must keep answering");
+    }
+    for looping in loops {
+        let message = expect_error(looping.join().unwrap(), 503, "exceeded_cpu");
+        assert!(message.contains("CPU"), "{message}");
+    }
+
+    // A higher limit set with the CLI applies to the next request.
+    assert_eq!(server.get("/dispatch/app/spin-ms?ms=120").status(), 503);
+    set_limits(&server, &["--cpu-ms", "1000"]);
+    assert!(eventually(Duration::from_secs(5), || server
+        .get("/dispatch/app/spin-ms?ms=120")
+        .status()
+        == 200));
+    assert!(server.metric("dispatcher_requests_total{outcome=\"exceeded_cpu\"}") >= 5);
+}
+
+#[test]
+fn memory_bombs_are_refused_at_the_scripts_limit() {
+    let server = Server::start();
+    two_tenants(&server);
+    set_limits(&server, &["--memory-mb", "32"]);
+    let show = server.cli(&["limits", "show", "app", "--json"]);
+    let shown: Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(shown["memory_mb"]["value"], 32);
+    assert_eq!(shown["memory_mb"]["default"], false);
+    assert_eq!(shown["cpu_ms"]["value"], 50);
+    assert_eq!(shown["cpu_ms"]["default"], true);
+
+    assert!(eventually(Duration::from_secs(5), || server
+        .get("/dispatch/app/grow-big?mb=48")
+        .status()
+        == 503));
+    expect_error(
+        server.get("/dispatch/app/grow-big?mb=48"),
+        503,
+        "exceeded_memory",
+    );
+    expect_error(
+        server.get("/dispatch/app/grow-many?mb=48"),
+        503,
+        "exceeded_memory",
+    );
+    assert!(hello_answers(&server));
+    assert_eq!(server.get("/dispatch/app/grow-many?mb=8").status(), 200);
+
+    set_limits(&server, &["--memory-mb", "96"]);
+    assert!(eventually(Duration::from_secs(5), || server
+        .get("/dispatch/app/grow-big?mb=48")
+        .status()
+        == 200));
+    // Above the server's ceiling is refused by the CLI, and nothing changes.
+    let refused = server.cli(&["limits", "set", "app", "--memory-mb", "100000"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("ceiling"));
+}
+
+#[test]
+fn unbounded_recursion_is_a_script_error_and_the_server_keeps_serving() {
+    let server = Server::start();
+    two_tenants(&server);
+    expect_error(server.get("/dispatch/app/recurse"), 500, "script_error");
+    assert!(hello_answers(&server));
+    assert_eq!(server.get("/dispatch/app/spin-ms?ms=1").status(), 200);
+}
+
+#[test]
+fn a_guest_asleep_in_a_host_call_is_cut_off_at_its_wall_time() {
+    let server = Server::start();
+    two_tenants(&server);
+    set_limits(&server, &["--wall-ms", "300"]);
+    assert!(eventually(Duration::from_secs(5), || server
+        .get("/dispatch/app/sleep?ms=3000")
+        .status()
+        == 503));
+    expect_error(
+        server.get("/dispatch/app/sleep?ms=3000"),
+        503,
+        "exceeded_wall_time",
+    );
+    assert_eq!(server.get("/dispatch/app/sleep?ms=10").status(), 200);
+    assert!(hello_answers(&server));
+}
+
+#[test]
+fn the_subrequest_past_the_limit_fails_inside_the_guest() {
+    let upstream = Upstream::start();
+    let server = Server::start_with_config("outbound_allow_private = [\"127.0.0.0/8\"]\n");
+    two_tenants(&server);
+    set_limits(&server, &["--subrequests", "3"]);
+    let path = with_query(
+        "/dispatch/app/fetch-many",
+        &[("url", &upstream.url("/count")), ("n", "5")],
+    );
+    assert!(eventually(Duration::from_secs(5), || {
+        let result: Value = server.get(&path).json().unwrap();
+        result["succeeded"] == 3
+    }));
+    let result: Value = server.get(&path).json().unwrap();
+    assert_eq!(result["succeeded"], 3, "{result}");
+    let error = result["first_error"].as_str().unwrap();
+    assert!(error.contains("subrequest limit of 3"), "{error}");
+}
+
+#[test]
+fn too_many_requests_at_once_get_overloaded_with_retry_after() {
+    let server = Server::start_with_config("max_instances = 2\n");
+    two_tenants(&server);
+    let sleepers: Vec<_> = (0..2)
+        .map(|_| {
+            let url = server.url("/dispatch/app/sleep?ms=3000");
+            std::thread::spawn(move || reqwest::blocking::get(url).unwrap().status())
+        })
+        .collect();
+    let mut refusal = None;
+    eventually(Duration::from_secs(2), || {
+        let response = server.get("/dispatch/hello/");
+        let refused = response.status() == 503;
+        if refused {
+            refusal = Some(response);
+        }
+        refused
+    });
+    let refusal = refusal.expect("a third request must be refused while two run");
+    assert_eq!(refusal.headers()["retry-after"], "1");
+    expect_error(refusal, 503, "overloaded");
+    for sleeper in sleepers {
+        assert_eq!(sleeper.join().unwrap(), 200);
+    }
+    assert!(
+        hello_answers(&server),
+        "served again once the others finished"
+    );
+}
