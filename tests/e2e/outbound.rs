@@ -182,3 +182,32 @@ fn an_outbound_worker_sees_params_injects_credentials_and_can_refuse() {
     let refused = server.cli(&["outbound", "set", "app", "--worker", "missing"]);
     assert!(!refused.status.success());
 }
+
+#[test]
+fn a_refused_request_with_a_body_reports_why_it_was_refused() {
+    let server = Server::start();
+    let (_, token) = server.create_customer("acme");
+    assert_eq!(
+        server.upload(&token, "back", &guest("echo-wstd")).status(),
+        201
+    );
+    let metadata = serde_json::json!({"bindings": [{"type": "service", "name": "BACKEND", "service": "back"}]});
+    let front = server.upload_with(&token, "front", &guest("service"), metadata);
+    assert_eq!(front.status(), 201);
+    let deleted = server
+        .request(reqwest::Method::DELETE, "/script/back")
+        .header("X-Customer-Token", &token)
+        .send()
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+
+    // The call is refused before its 256 KiB body is read; the guest still learns why.
+    let response = server
+        .request(reqwest::Method::POST, "/dispatch/front/upload")
+        .body(vec![b'x'; 256 << 10])
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let body = response.text().unwrap();
+    assert!(body.contains("is not deployed"), "{body}");
+}

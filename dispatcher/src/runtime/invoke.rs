@@ -20,7 +20,8 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::{HyperIncomingBody, HyperOutgoingBody};
 
 use super::capture::LogCapture;
-use super::limits::{self, Budget, LimitExceeded, Metered};
+use super::cpu::Metered;
+use super::limits::{self, Budget, LimitExceeded};
 use super::outbound::SendResult;
 use super::{Host, LoadedScript, Runtime};
 use crate::metrics::Outcome;
@@ -151,7 +152,7 @@ impl Runtime {
                 .await
                 .map_err(|e| describe_failure(e, &budget, ""))
         };
-        let metered = Metered::new(run, metered_budget);
+        let metered = Metered::new(run, metered_budget, &self.heavy_lane);
         let task = tokio::spawn(async move {
             let result = match tokio::time::timeout_at(deadline, metered).await {
                 Ok(result) => result,

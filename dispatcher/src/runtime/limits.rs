@@ -3,7 +3,7 @@
 //! Every script run (an eyeball's request or a service-binding call) gets a [`Budget`]:
 //! its effective [`Limits`] and what it has used so far.
 //! - **CPU**: thread CPU time measured around each poll of the guest's future
-//!   ([`Metered`]); time parked on I/O does not count. The epoch callback
+//!   (`cpu::Metered`); time parked on I/O does not count. The epoch callback
 //!   ([`on_epoch_tick`]) runs at every engine tick while wasm runs: over the limit it stops
 //!   the guest, otherwise it yields to the scheduler so a busy guest cannot starve others.
 //! - **Memory**: [`MemoryLimiter`] sums every linear memory and table of the instance
@@ -14,11 +14,8 @@
 //! A service-binding callee's budget hangs off its caller's: its limits are the lower of
 //! its own and what its caller has left, and what it uses is charged up the chain.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -76,7 +73,7 @@ pub struct Budget {
     pub limits: Limits,
     cpu_used_ns: AtomicU64,
     /// The thread's CPU clock when the poll in progress began; 0 when none is.
-    poll_started_ns: AtomicU64,
+    pub(super) poll_started_ns: AtomicU64,
     memory_used: AtomicUsize,
     memory_refused: AtomicBool,
     subrequests_used: AtomicU32,
@@ -140,12 +137,12 @@ impl Budget {
         let mut used = self.cpu_used_ns.load(Ordering::Relaxed);
         let started = self.poll_started_ns.load(Ordering::Relaxed);
         if started != 0 {
-            used += thread_cpu_ns().saturating_sub(started);
+            used += super::cpu::thread_cpu_ns().saturating_sub(started);
         }
         Duration::from_nanos(used)
     }
 
-    fn charge_cpu(&self, ns: u64) {
+    pub(super) fn charge_cpu(&self, ns: u64) {
         for budget in self.chain() {
             budget.cpu_used_ns.fetch_add(ns, Ordering::Relaxed);
         }
@@ -166,43 +163,6 @@ impl Budget {
     /// Whether the memory limiter refused a growth during this run.
     pub fn memory_refused(&self) -> bool {
         self.memory_refused.load(Ordering::Relaxed)
-    }
-}
-
-/// The calling thread's CPU clock, in nanoseconds (never 0).
-fn thread_cpu_ns() -> u64 {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    (now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64).max(1)
-}
-
-/// A guest's future, with the CPU time of every poll charged to its budget.
-pub struct Metered<F> {
-    inner: Pin<Box<F>>,
-    budget: Arc<Budget>,
-}
-
-impl<F: Future> Metered<F> {
-    pub fn new(inner: F, budget: Arc<Budget>) -> Self {
-        Metered {
-            inner: Box::pin(inner),
-            budget,
-        }
-    }
-}
-
-impl<F: Future> Future for Metered<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let started = thread_cpu_ns();
-        self.budget
-            .poll_started_ns
-            .store(started, Ordering::Relaxed);
-        let result = self.inner.as_mut().poll(cx);
-        self.budget.poll_started_ns.store(0, Ordering::Relaxed);
-        self.budget
-            .charge_cpu(thread_cpu_ns().saturating_sub(started));
-        result
     }
 }
 

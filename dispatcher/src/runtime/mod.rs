@@ -7,6 +7,7 @@ mod artifacts;
 mod bindings;
 mod capture;
 pub mod compose;
+mod cpu;
 pub mod engine;
 mod host;
 mod index;
@@ -69,6 +70,8 @@ pub struct Runtime {
     /// Limits of a script the admin gave none.
     pub defaults: Limits,
     guest_memory: Arc<limits::GuestMemory>,
+    /// Where runs that have used much CPU take turns.
+    heavy_lane: cpu::HeavyLane,
     log_capacity: usize,
     addresses: AddressPolicy,
     pub metrics: Arc<Metrics>,
@@ -96,6 +99,7 @@ impl Runtime {
             platform,
             defaults: config.defaults,
             guest_memory: limits::GuestMemory::new(config.guest_memory_bytes),
+            heavy_lane: cpu::HeavyLane::for_this_machine(),
             log_capacity: config.log_capacity,
             addresses: config.addresses,
             metrics,

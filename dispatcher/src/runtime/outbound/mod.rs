@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use http_body::Body as _;
+use http_body_util::BodyExt as _;
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -79,10 +81,13 @@ impl Egress {
 impl WasiHttpHooks for Egress {
     fn send_request(
         &mut self,
-        mut request: http::Request<WasiBody>,
+        request: http::Request<WasiBody>,
         _options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
+        // A refused request is dropped before its body is read; drain it instead, so the
+        // guest's body writes succeed and it sees why the request was refused.
+        let mut request = request.map(|body| DrainOnDrop(Some(body)).boxed_unsync());
         if let Err(limit) = self.budget.take_subrequest() {
             return Egress::refuse(format!(
                 "subrequest limit of {limit} reached: this request may make no more \
@@ -131,6 +136,43 @@ impl WasiHttpHooks for Egress {
                         .map_err(|_| HttpError::ConnectionLimitReached)?;
                     client::send(request, &runtime.addresses, permit).await
                 })
+            }
+        }
+    }
+}
+
+/// A request body that, dropped unfinished, is read to its end in the background.
+struct DrainOnDrop(Option<WasiBody>);
+
+impl http_body::Body for DrainOnDrop {
+    type Data = bytes::Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, HttpError>>> {
+        match self.0.as_mut() {
+            Some(body) => std::pin::Pin::new(body).poll_frame(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.as_ref().is_none_or(|body| body.is_end_stream())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.as_ref().map(|b| b.size_hint()).unwrap_or_default()
+    }
+}
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut body) = self.0.take().filter(|b| !b.is_end_stream()) {
+            // Ends when the guest finishes its body or its store goes away.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { while let Some(Ok(_)) = body.frame().await {} });
             }
         }
     }
