@@ -2,7 +2,10 @@
 # Throughput and cost of a hello request: the dispatcher (`/dispatch/hello/`) against a
 # bare axum handler and `wasmtime serve` of the same hello component, same machine, same
 # load, one run. Prints req/s, p50/p99 latency and server CPU µs per request, and the
-# ratios. Installs wrk (Debian) and wasmtime-cli (same version as our wasmtime) if absent.
+# ratios; the added cost of a KV get, an SQL point query and a service-binding hop, next
+# to the same call made as a loopback HTTP request; and how much of its throughput hello
+# keeps while another tenant spins at its CPU limit on every connection (isolation).
+# Installs wrk (Debian) and wasmtime-cli (same version as our wasmtime) if absent.
 #
 #   bash bench/run.sh            # 3 rounds of 10 s per server, 64 connections, 2 threads
 #   ROUNDS=5 DURATION=20 bash bench/run.sh
@@ -38,7 +41,10 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 # Servers on fixed loopback ports.
 target/release/axum-hello 127.0.0.1:8790 >/dev/null &
 AXUM_PID=$!
-target/release/dispatcher --data "$WORK/data" serve --listen 127.0.0.1:8791 --demo >/dev/null 2>"$WORK/dispatcher.log" &
+# Loopback is opened so a script can call the same server over HTTP, for comparison.
+echo 'outbound_allow_private = ["127.0.0.0/8"]' >"$WORK/dispatcher.toml"
+target/release/dispatcher --data "$WORK/data" serve --listen 127.0.0.1:8791 --demo \
+    --config "$WORK/dispatcher.toml" >/dev/null 2>"$WORK/dispatcher.log" &
 DISPATCHER_PID=$!
 "$WASMTIME" serve -Scli --addr 127.0.0.1:8792 "$HELLO" >/dev/null 2>&1 &
 WASMTIME_PID=$!
@@ -60,6 +66,14 @@ upload bench-sdk vars '{"bindings":[{"type":"secret_text","name":"API_KEY","text
 upload bench-kv kv '{"bindings":[{"type":"kv_namespace","name":"CACHE","namespace":"bench"}]}'
 upload bench-sql sql '{"bindings":[{"type":"d1","name":"DB","database":"bench"}]}'
 upload bench-hop service '{"bindings":[{"type":"service","name":"BACKEND","service":"bench-hello"}]}'
+# The same hello reached over loopback HTTP by a plain wasi:http client (the `limits`
+# test guest), and that guest doing nothing, as its baseline.
+upload bench-fetch limits '{}'
+LOOPBACK="$D/dispatch/bench-fetch/fetch?url=http%3A%2F%2F127.0.0.1%3A8791%2Fdispatch%2Fbench-hello%2F"
+# Another tenant whose every request spins until its CPU limit stops it.
+HOG_TOKEN=$(target/release/dispatcher --data "$WORK/data" customer create hog --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+curl -fsS -X PUT "$D/script/hog" -H "X-Customer-Token: $HOG_TOKEN" -H 'content-type: application/wasm' \
+    --data-binary "@$GUESTS/limits.wasm" >/dev/null
 curl -fsS -X PUT "$D/dispatch/bench-kv/key1" --data-binary 'value one' >/dev/null
 sql() { curl -fsS -X POST "$D/dispatch/bench-sql/query" -H 'content-type: application/json' -d "$1" >/dev/null; }
 sql '{"sql":"CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)","params":[]}'
@@ -111,9 +125,17 @@ for round in $(seq "$ROUNDS"); do
     ROUNDS=1 run kv-get "$DISPATCHER_PID" "$D/dispatch/bench-kv/key1"
     ROUNDS=1 run sql-point "$DISPATCHER_PID" "$D/dispatch/bench-sql/query" -s "$WORK/point-query.lua"
     ROUNDS=1 run service-hop "$DISPATCHER_PID" "$D/dispatch/bench-hop/"
+    ROUNDS=1 run fetch-baseline "$DISPATCHER_PID" "$D/dispatch/bench-fetch/spin-ms?ms=0"
+    ROUNDS=1 run loopback-http "$DISPATCHER_PID" "$LOOPBACK"
+    # Hello while the hog tenant saturates its own limit on as many connections.
+    wrk -t1 -c"$CONNECTIONS" -d"$((DURATION + 4))s" "$D/dispatch/hog/spin" >/dev/null &
+    HOG_WRK=$!
+    sleep 2
+    ROUNDS=1 run hello-beside-hog "$DISPATCHER_PID" http://127.0.0.1:8791/dispatch/hello/
+    wait "$HOG_WRK" || true
 done
 
-python3 - "$WORK/results" <<'PY'
+python3 - "$WORK/results" "$CONNECTIONS" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -137,6 +159,13 @@ for name in ("sdk-baseline", "kv-get", "sql-point", "service-hop"):
 hop = med["service-hop"][3] - base[3]
 print()
 print(f"service-binding hop to hello, the callee's run included: {hop:.1f} µs CPU;")
-print(f"the server side alone of the same call as loopback HTTP (/dispatch/hello/): {d[3]:.1f} µs CPU,")
-print(f"before the caller's HTTP client costs. Hop / loopback server side = {hop/d[3]:.2f}.")
+loop = med["loopback-http"][3] - med["fetch-baseline"][3]
+print(f"the same call as a loopback HTTP request (wasi:http client -> this server's front door")
+print(f"-> hello), over its caller's baseline: {loop:.1f} µs CPU, both sides counted.")
+print(f"Service hop / loopback HTTP = {hop/loop:.2f}.")
+print()
+solo, beside = med["dispatcher"], med["hello-beside-hog"]
+print(f"isolation: hello alone {solo[0]:.0f} req/s, p50 {solo[1]:.0f} µs; beside a tenant spinning at its")
+print(f"CPU limit on {sys.argv[2]} connections: {beside[0]:.0f} req/s, p50 {beside[1]:.0f} µs")
+print(f"-> hello keeps {beside[0]/solo[0]*100:.0f}% of its solo throughput (target >= 50%).")
 PY

@@ -6,12 +6,14 @@
 //! poll first takes a permit of the [`HeavyLane`], which has one fewer permit than the
 //! machine has cores (at least one). Light requests — almost all — never wait, so a
 //! tenant spinning at its CPU limit on every connection leaves at least one core to the
-//! others; heavy runs take turns in the lane at every epoch tick.
+//! others; heavy runs take turns in the lane at every epoch tick. While light runs are in
+//! flight, a heavy poll keeps its permit idle for as long as it ran, so heavy work gets at
+//! most half of the lane's cores then and light requests keep most of the machine.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -28,14 +30,36 @@ pub fn thread_cpu_ns() -> u64 {
     (now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64).max(1)
 }
 
-/// The cores CPU-heavy runs may occupy at once.
-pub struct HeavyLane(Arc<Semaphore>);
+/// The cores CPU-heavy runs may occupy at once, and how many light runs are in flight.
+pub struct HeavyLane {
+    permits: Arc<Semaphore>,
+    light_runs: Arc<AtomicUsize>,
+}
 
 impl HeavyLane {
     /// One fewer permit than the machine has cores, and at least one.
     pub fn for_this_machine() -> HeavyLane {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        HeavyLane(Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))))
+        HeavyLane {
+            permits: Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))),
+            light_runs: Arc::default(),
+        }
+    }
+}
+
+/// Counts one run as light for as long as it lives.
+struct LightRun(Arc<AtomicUsize>);
+
+impl LightRun {
+    fn new(count: &Arc<AtomicUsize>) -> LightRun {
+        count.fetch_add(1, Ordering::Relaxed);
+        LightRun(count.clone())
+    }
+}
+
+impl Drop for LightRun {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -45,7 +69,10 @@ type Acquiring = Pin<Box<dyn Future<Output = Option<OwnedSemaphorePermit>> + Sen
 pub struct Metered<F> {
     inner: Pin<Box<F>>,
     budget: Arc<Budget>,
-    lane: Arc<Semaphore>,
+    permits: Arc<Semaphore>,
+    light_runs: Arc<AtomicUsize>,
+    /// `Some` until the run turns heavy.
+    light: Option<LightRun>,
     acquiring: Option<Acquiring>,
 }
 
@@ -54,7 +81,9 @@ impl<F: Future> Metered<F> {
         Metered {
             inner: Box::pin(inner),
             budget,
-            lane: lane.0.clone(),
+            permits: lane.permits.clone(),
+            light: Some(LightRun::new(&lane.light_runs)),
+            light_runs: lane.light_runs.clone(),
             acquiring: None,
         }
     }
@@ -65,11 +94,12 @@ impl<F: Future> Future for Metered<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // Held for this poll only, so heavy runs take turns.
-        let _permit = if self.budget.cpu_used() >= HEAVY_AFTER {
-            let lane = self.lane.clone();
+        let permit = if self.budget.cpu_used() >= HEAVY_AFTER {
+            self.light = None;
+            let permits = self.permits.clone();
             let acquiring = self
                 .acquiring
-                .get_or_insert_with(|| Box::pin(async move { lane.acquire_owned().await.ok() }));
+                .get_or_insert_with(|| Box::pin(async move { permits.acquire_owned().await.ok() }));
             let permit = ready!(acquiring.as_mut().poll(cx));
             self.acquiring = None;
             permit
@@ -82,8 +112,17 @@ impl<F: Future> Future for Metered<F> {
             .store(started, Ordering::Relaxed);
         let result = self.inner.as_mut().poll(cx);
         self.budget.poll_started_ns.store(0, Ordering::Relaxed);
-        self.budget
-            .charge_cpu(thread_cpu_ns().saturating_sub(started));
+        let ran = thread_cpu_ns().saturating_sub(started);
+        self.budget.charge_cpu(ran);
+        if let Some(permit) = permit
+            && self.light_runs.load(Ordering::Relaxed) > 0
+        {
+            // Light work is waiting: leave the lane idle as long as this poll used it.
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_nanos(ran)).await;
+                drop(permit);
+            });
+        }
         result
     }
 }
