@@ -187,3 +187,43 @@ fn too_many_requests_at_once_get_overloaded_with_retry_after() {
         "served again once the others finished"
     );
 }
+
+#[test]
+fn a_service_callee_gets_the_lower_of_its_own_limits_and_what_its_caller_has_left() {
+    let server = Server::start();
+    let (_, token) = server.create_customer("acme");
+    assert_eq!(
+        server.upload(&token, "back", &guest("limits")).status(),
+        201
+    );
+    let metadata = serde_json::json!({
+        "bindings": [{"type": "service", "name": "BACKEND", "service": "back"}]
+    });
+    let front = server.upload_with(&token, "front", &guest("service"), metadata);
+    assert_eq!(front.status(), 201);
+    let spin = "/dispatch/front/spin-ms?ms=150";
+
+    // The callee may use 1 s, but its caller has only 50 ms: the callee is stopped there,
+    // and since a callee's CPU counts against its caller too, so is the caller.
+    let out = server.cli(&["limits", "set", "back", "--cpu-ms", "1000"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(eventually(Duration::from_secs(5), || {
+        server.get("/dispatch/back/spin-ms?ms=150").status() == 200
+    }));
+    let exceeded = "dispatcher_requests_total{outcome=\"exceeded_cpu\"}";
+    let before = server.metric(exceeded);
+    expect_error(server.get(spin), 503, "exceeded_cpu");
+    assert_eq!(
+        server.metric(exceeded) - before,
+        2,
+        "callee and caller both stopped"
+    );
+
+    // With a caller allowed 1 s as well, the same call succeeds.
+    let out = server.cli(&["limits", "set", "front", "--cpu-ms", "1000"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(eventually(Duration::from_secs(5), || server
+        .get(spin)
+        .status()
+        == 200));
+}

@@ -211,3 +211,23 @@ fn a_refused_request_with_a_body_reports_why_it_was_refused() {
     let body = response.text().unwrap();
     assert!(body.contains("is not deployed"), "{body}");
 }
+
+#[test]
+fn an_upstream_that_never_answers_times_out_at_the_first_byte() {
+    // Accepts connections and never answers (held open for longer than the timeout).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(4).collect();
+        std::thread::sleep(Duration::from_secs(30));
+        drop(held);
+    });
+    let server = Server::start_with_config(OPEN_LOOPBACK);
+    app(&server);
+    let started = std::time::Instant::now();
+    let (status, body) = fetch(&server, &format!("http://127.0.0.1:{port}/"), &[]);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.to_lowercase().contains("timeout"), "{body}");
+    // The first-byte timeout (10 s), well before the 30 s wall-time limit.
+    assert!(started.elapsed() < Duration::from_secs(25));
+}
