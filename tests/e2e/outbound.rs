@@ -231,3 +231,40 @@ fn an_upstream_that_never_answers_times_out_at_the_first_byte() {
     // The first-byte timeout (10 s), well before the 30 s wall-time limit.
     assert!(started.elapsed() < Duration::from_secs(25));
 }
+
+#[test]
+fn a_request_opens_at_most_six_connections_at_once() {
+    // Counts connections and never answers them.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    let server = Server::start_with_config(OPEN_LOOPBACK);
+    app(&server);
+    let url = format!("http://127.0.0.1:{port}/");
+    let path = with_query("/dispatch/app/fetch-parallel", &[("url", &url), ("n", "8")]);
+    let request = std::thread::spawn({
+        let url = server.url(&path);
+        move || reqwest::blocking::get(url).unwrap().text().unwrap()
+    });
+    let count = || accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        eventually(Duration::from_secs(5), || count() == 6),
+        "{}",
+        count()
+    );
+    // Two more would connect now if the limit did not hold them back.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count(), 6);
+    // Each held connection times out at its first byte; the waiting ones then go.
+    let report: Value = serde_json::from_str(&request.join().unwrap()).unwrap();
+    assert_eq!(report["succeeded"], 0, "{report}");
+    assert_eq!(count(), 8);
+}

@@ -17,6 +17,8 @@
 //! - `/fetch-many?url=U&n=N` → N sequential `GET U`, stopping at the first failure;
 //!   answers `200` `{"succeeded": k, "first_error": "<message>" | null}` as JSON, where k
 //!   counts the sends that got a response (of any status) before the first failure.
+//! - `/fetch-parallel?url=U&n=N` → N concurrent `GET U`; answers `200`
+//!   `{"succeeded": k, "errors": ["<message>", ...]}` (connection limit).
 //! - Anything else → `404 no such route`. A missing or malformed parameter (or a
 //!   `grow-big` size above 2 GiB, which no allocation can have) → `400`.
 
@@ -71,6 +73,7 @@ async fn route(path: &str, params: &[(String, String)]) -> Result<Response<Body>
             fetch(url, headers).await
         }
         "/fetch-many" => fetch_many(required(params, "url")?, number(params, "n")?).await,
+        "/fetch-parallel" => fetch_parallel(required(params, "url")?, number(params, "n")?).await,
         _ => text(StatusCode::NOT_FOUND, "no such route"),
     })
 }
@@ -198,6 +201,27 @@ async fn fetch_many(url: &str, n: u64) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// `n` concurrent `GET url`; answers how many got a response and the errors of the rest.
+async fn fetch_parallel(url: &str, n: u64) -> Response<Body> {
+    let client = Client::new();
+    let sends = (0..n).map(|_| async {
+        match get_request(url, std::iter::empty()) {
+            Ok(request) => client.send(request).await.map(drop),
+            Err(e) => Err(e),
+        }
+    });
+    let results = futures::future::join_all(sends).await;
+    let errors: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| format!("{e:#}")))
+        .collect();
+    let report = serde_json::json!({
+        "succeeded": results.len() - errors.len(),
+        "errors": errors,
+    });
+    Response::new(Body::from(report.to_string()))
 }
 
 /// A `GET url` request with an empty body and the extra `Name:Value` headers.
