@@ -135,7 +135,31 @@ for round in $(seq "$ROUNDS"); do
     wait "$HOG_WRK" || true
 done
 
-python3 - "$WORK/results" "$CONNECTIONS" <<'PY'
+# Cost of enforcing limits on hello, attributed by `perf` (when installed): the thread
+# CPU clock reads around each poll, the metering future itself, the memory limiter and the
+# epoch callback, as a share of all the dispatcher's samples.
+ENFORCEMENT=""
+if command -v perf >/dev/null; then
+    wrk -t2 -c"$CONNECTIONS" -d8s http://127.0.0.1:8791/dispatch/hello/ >/dev/null &
+    sleep 2
+    perf record -q -F 2000 -g -p "$DISPATCHER_PID" -o "$WORK/perf.data" -- sleep 5 >/dev/null 2>&1 || true
+    wait $!
+    ENFORCEMENT=$(perf report -i "$WORK/perf.data" --children --sort symbol -g none 2>/dev/null | python3 -c '
+import re, sys
+total = 0.0
+for line in sys.stdin:
+    m = re.match(r"\s+([\d.]+)%\s+([\d.]+)%\s+\[.\]\s+(.*)", line)
+    if not m:
+        continue
+    children, self_, symbol = float(m.group(1)), float(m.group(2)), m.group(3)
+    if "__vdso_clock_gettime" in symbol:
+        total += children
+    elif re.search(r"cpu::Metered<F> as .*Future>::poll|MemoryLimiter|on_epoch_tick|GuestMemory", symbol):
+        total += self_
+print(f"{total:.1f}")')
+fi
+
+python3 - "$WORK/results" "$CONNECTIONS" "$ENFORCEMENT" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -168,4 +192,9 @@ solo, beside = med["dispatcher"], med["hello-beside-hog"]
 print(f"isolation: hello alone {solo[0]:.0f} req/s, p50 {solo[1]:.0f} µs; beside a tenant spinning at its")
 print(f"CPU limit on {sys.argv[2]} connections: {beside[0]:.0f} req/s, p50 {beside[1]:.0f} µs")
 print(f"-> hello keeps {beside[0]/solo[0]*100:.0f}% of its solo throughput (target >= 50%).")
+if sys.argv[3]:
+    share = float(sys.argv[3])
+    print()
+    print(f"limits enforcement (CPU metering, memory limiter, epoch callback): {share:.1f}% of the")
+    print(f"dispatcher's CPU on hello, about {d[3] * share / 100:.1f} µs of its {d[3]:.1f} µs per request (perf).")
 PY
