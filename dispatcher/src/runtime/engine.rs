@@ -13,15 +13,6 @@ pub struct EngineLimits {
     pub max_memory_bytes: usize,
 }
 
-impl Default for EngineLimits {
-    fn default() -> Self {
-        EngineLimits {
-            max_instances: 1000,
-            max_memory_bytes: 128 << 20,
-        }
-    }
-}
-
 /// How often the epoch ticks; a running guest yields to the scheduler at each tick.
 pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 

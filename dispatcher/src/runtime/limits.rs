@@ -32,17 +32,6 @@ pub struct Limits {
     pub wall: Duration,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            cpu: Duration::from_millis(50),
-            memory_bytes: 128 << 20,
-            subrequests: 50,
-            wall: Duration::from_secs(30),
-        }
-    }
-}
-
 impl Limits {
     /// `self` (the server's defaults) with a script's overrides applied.
     pub fn with_overrides(self, overrides: &LimitOverrides) -> Limits {
@@ -63,6 +52,10 @@ pub enum LimitExceeded {
     #[error("the script used more CPU time than its limit")]
     Cpu,
 }
+
+/// Most scripts on one call chain (the eyeball's script is depth 0): service-binding
+/// callees and outbound workers each add one.
+pub const MAX_CALL_DEPTH: u32 = 8;
 
 /// One script run's limits and usage; a service call's budget points at its caller's.
 pub struct Budget {
@@ -86,9 +79,12 @@ impl Budget {
         Arc::new(Budget::new(0, Instant::now() + limits.wall, limits, None))
     }
 
-    /// The budget of a service call from this run to a script whose own limits are
-    /// `own`: the lower of those and what this run has left.
-    pub fn for_callee(self: &Arc<Self>, own: Limits) -> Arc<Budget> {
+    /// The budget of a call from this run to a script whose own limits are `own`: the
+    /// lower of those and what this run has left. `None` past `MAX_CALL_DEPTH`.
+    pub fn for_callee(self: &Arc<Self>, own: Limits) -> Option<Arc<Budget>> {
+        if self.depth + 1 >= MAX_CALL_DEPTH {
+            return None;
+        }
         let now = Instant::now();
         let limits = Limits {
             cpu: own.cpu.min(self.limits.cpu.saturating_sub(self.cpu_used())),
@@ -105,12 +101,12 @@ impl Budget {
             wall: own.wall.min(self.deadline.saturating_duration_since(now)),
         };
         let deadline = self.deadline.min(now + own.wall);
-        Arc::new(Budget::new(
+        Some(Arc::new(Budget::new(
             self.depth + 1,
             deadline,
             limits,
             Some(self.clone()),
-        ))
+        )))
     }
 
     fn new(depth: u32, deadline: Instant, limits: Limits, caller: Option<Arc<Budget>>) -> Budget {

@@ -32,7 +32,7 @@ pub use host::Host;
 pub use index::{LoadedScript, ScriptIndex};
 pub use invoke::InvokeError;
 pub use limits::Limits;
-pub use outbound::{AddressPolicy, AllowList, Outbound};
+pub use outbound::{AddressPolicy, AllowList};
 pub use validate::ValidateError;
 
 #[derive(Debug, thiserror::Error)]

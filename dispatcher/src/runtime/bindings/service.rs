@@ -12,13 +12,11 @@ use std::sync::Arc;
 
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
-use crate::runtime::limits::Budget;
+use crate::runtime::limits::{Budget, MAX_CALL_DEPTH};
 use crate::runtime::{LoadedScript, Runtime};
 
 /// The header that names the service binding an outgoing request goes to.
 pub const SERVICE_BINDING_HEADER: &str = "platform-service-binding";
-/// Most scripts on one call chain (the eyeball's script is depth 0).
-pub const MAX_CALL_DEPTH: u32 = 8;
 
 /// The service binding `request` names, with the naming header removed.
 pub fn binding_of(request: &mut http::Request<WasiBody>) -> Option<String> {
@@ -40,16 +38,15 @@ pub fn route(
             "this script has no service binding named `{binding}`"
         ));
     };
-    if budget.depth + 1 >= MAX_CALL_DEPTH {
-        return refuse(format!(
-            "service binding `{binding}`: call depth limit of {MAX_CALL_DEPTH} reached \
-             (does a script call itself in a loop?)"
-        ));
-    }
     match runtime.index.get(&caller.namespace, target) {
         Some(callee) if callee.customer_id == caller.customer_id => {
-            let budget = budget.for_callee(callee.limits);
-            Ok((callee, budget))
+            match budget.for_callee(callee.limits) {
+                Some(budget) => Ok((callee, budget)),
+                None => refuse(format!(
+                    "service binding `{binding}`: call depth limit of {MAX_CALL_DEPTH} \
+                     reached (does a script call itself in a loop?)"
+                )),
+            }
         }
         _ => refuse(format!(
             "service binding `{binding}`: script `{target}` is not deployed"

@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::bindings::service;
-use super::limits::Budget;
+use super::limits::{Budget, MAX_CALL_DEPTH};
 use super::{LoadedScript, Runtime};
 use crate::store::PLATFORM_NAMESPACE;
 pub use policy::{AddressPolicy, AllowList};
@@ -33,10 +33,9 @@ pub const MAX_CONNECTIONS: usize = 6;
 const IDENTITY_HEADERS: [&str; 4] = ["x-user-id", "x-user-role", "x-app-key", "x-customer-token"];
 
 /// A script's outbound policy, ready to apply.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub enum Outbound {
     /// Anywhere public (and what the server's config opens).
-    #[default]
     Default,
     /// Only these origins.
     Allow(AllowList),
@@ -113,13 +112,11 @@ impl WasiHttpHooks for Egress {
                         "outbound worker `{script}` is not deployed; outgoing requests are refused"
                     ));
                 };
-                if self.budget.depth + 1 >= service::MAX_CALL_DEPTH {
+                let Some(budget) = self.budget.for_callee(worker.limits) else {
                     return Egress::refuse(format!(
-                        "outbound worker `{script}`: call depth limit of {} reached",
-                        service::MAX_CALL_DEPTH
+                        "outbound worker `{script}`: call depth limit of {MAX_CALL_DEPTH} reached"
                     ));
-                }
-                let budget = self.budget.for_callee(worker.limits);
+                };
                 let params = params.clone();
                 Box::new(async move { runtime.call(worker, request, budget, Some(params)).await })
             }
