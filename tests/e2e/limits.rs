@@ -227,3 +227,44 @@ fn a_service_callee_gets_the_lower_of_its_own_limits_and_what_its_caller_has_lef
         .status()
         == 200));
 }
+
+#[test]
+fn the_memory_limit_counts_every_memory_of_the_instance_together() {
+    // The default template composed with the platform module has two linear memories of
+    // 17 pages (1.06 MiB) each. Under a 2 MiB limit each fits alone; together they do not.
+    let server = Server::start();
+    let (_, token) = server.create_customer("acme");
+    assert_eq!(
+        server.upload(&token, "greeter", &guest("hello")).status(),
+        201
+    );
+    assert_eq!(server.get("/dispatch/greeter/").status(), 200);
+
+    let out = server.cli(&["limits", "set", "greeter", "--memory-mb", "2"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(eventually(Duration::from_secs(5), || server
+        .get("/dispatch/greeter/")
+        .status()
+        == 503));
+    expect_error(server.get("/dispatch/greeter/"), 503, "exceeded_memory");
+
+    let out = server.cli(&["limits", "set", "greeter", "--memory-mb", "3"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(eventually(Duration::from_secs(5), || server
+        .get("/dispatch/greeter/")
+        .status()
+        == 200));
+}
+
+#[test]
+fn all_guests_together_stay_within_the_servers_memory_budget() {
+    // Room for one memory of the composed template (1.06 MiB) but not its second.
+    let server = Server::start_with_config("guest_memory_total_mb = 2\n");
+    let (_, token) = server.create_customer("acme");
+    assert_eq!(
+        server.upload(&token, "greeter", &guest("hello")).status(),
+        201
+    );
+    expect_error(server.get("/dispatch/greeter/"), 503, "exceeded_memory");
+    assert_eq!(server.get("/healthz").status(), 200);
+}

@@ -268,3 +268,63 @@ fn a_request_opens_at_most_six_connections_at_once() {
     assert_eq!(report["succeeded"], 0, "{report}");
     assert_eq!(count(), 8);
 }
+
+#[test]
+fn an_upstream_that_stalls_mid_body_times_out_between_bytes() {
+    use std::io::{Read as _, Write as _};
+    // Answers the headers and the first bytes of a 100-byte body, then stalls.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = [0u8; 4096];
+        let _ = stream.read(&mut request);
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfirst bytes");
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let server = Server::start_with_config(OPEN_LOOPBACK);
+    app(&server);
+    let started = std::time::Instant::now();
+    let (status, body) = fetch(&server, &format!("http://127.0.0.1:{port}/"), &[]);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.to_lowercase().contains("timeout"), "{body}");
+    // The between-bytes timeout (10 s), well before the 30 s wall-time limit.
+    assert!(started.elapsed() < Duration::from_secs(25));
+}
+
+#[test]
+fn a_host_that_never_accepts_the_connection_times_out_at_connect() {
+    // A listener whose accept queue is full and never drained: the kernel drops further
+    // connection attempts, so a connect hangs until the client gives up.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        socket.listen(0).unwrap()
+    });
+    let address = listener.local_addr().unwrap();
+    let fillers: Vec<_> = (0..4)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&address, Duration::from_millis(300)).ok()
+        })
+        .collect();
+    let probe = std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500));
+    assert_eq!(
+        probe.map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::TimedOut),
+        "the kernel should drop connection attempts to a full accept queue"
+    );
+
+    let server = Server::start_with_config(OPEN_LOOPBACK);
+    app(&server);
+    let started = std::time::Instant::now();
+    let (status, body) = fetch(&server, &format!("http://{address}/"), &[]);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.to_lowercase().contains("timeout"), "{body}");
+    // The connect timeout (5 s), well before the 30 s wall-time limit.
+    assert!(started.elapsed() < Duration::from_secs(25));
+    drop((fillers, listener));
+}
