@@ -196,5 +196,6 @@ if sys.argv[3]:
     share = float(sys.argv[3])
     print()
     print(f"limits enforcement (CPU metering, memory limiter, epoch callback): {share:.1f}% of the")
-    print(f"dispatcher's CPU on hello, about {d[3] * share / 100:.1f} µs of its {d[3]:.1f} µs per request (perf).")
+    print(f"dispatcher's CPU on hello, about {d[3] * share / 100:.1f} µs of its {d[3]:.1f} µs per request (perf);")
+    print(f"hello is CPU-bound, so it costs about the same share of hello's throughput.")
 PY
