@@ -27,6 +27,18 @@ fn fetch(server: &Server, url: &str, headers: &[&str]) -> (u16, String) {
     (response.status().as_u16(), response.text().unwrap())
 }
 
+/// A script fetching `url` (a loopback peer that misbehaves) gets a timeout error well
+/// before its 30 s wall-time limit: the outbound timeouts are 5 s and 10 s.
+fn expect_timeout(url: &str) {
+    let server = Server::start_with_config(OPEN_LOOPBACK);
+    app(&server);
+    let started = std::time::Instant::now();
+    let (status, body) = fetch(&server, url, &[]);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.to_lowercase().contains("timeout"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(25));
+}
+
 fn cli_ok(server: &Server, args: &[&str]) {
     let out = server.cli(args);
     assert!(out.status.success(), "{args:?}: {out:?}");
@@ -222,14 +234,7 @@ fn an_upstream_that_never_answers_times_out_at_the_first_byte() {
         std::thread::sleep(Duration::from_secs(30));
         drop(held);
     });
-    let server = Server::start_with_config(OPEN_LOOPBACK);
-    app(&server);
-    let started = std::time::Instant::now();
-    let (status, body) = fetch(&server, &format!("http://127.0.0.1:{port}/"), &[]);
-    assert_eq!(status, 502, "{body}");
-    assert!(body.to_lowercase().contains("timeout"), "{body}");
-    // The first-byte timeout (10 s), well before the 30 s wall-time limit.
-    assert!(started.elapsed() < Duration::from_secs(25));
+    expect_timeout(&format!("http://127.0.0.1:{port}/"));
 }
 
 #[test]
@@ -282,14 +287,7 @@ fn an_upstream_that_stalls_mid_body_times_out_between_bytes() {
         let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfirst bytes");
         std::thread::sleep(Duration::from_secs(30));
     });
-    let server = Server::start_with_config(OPEN_LOOPBACK);
-    app(&server);
-    let started = std::time::Instant::now();
-    let (status, body) = fetch(&server, &format!("http://127.0.0.1:{port}/"), &[]);
-    assert_eq!(status, 502, "{body}");
-    assert!(body.to_lowercase().contains("timeout"), "{body}");
-    // The between-bytes timeout (10 s), well before the 30 s wall-time limit.
-    assert!(started.elapsed() < Duration::from_secs(25));
+    expect_timeout(&format!("http://127.0.0.1:{port}/"));
 }
 
 #[test]
@@ -318,13 +316,6 @@ fn a_host_that_never_accepts_the_connection_times_out_at_connect() {
         "the kernel should drop connection attempts to a full accept queue"
     );
 
-    let server = Server::start_with_config(OPEN_LOOPBACK);
-    app(&server);
-    let started = std::time::Instant::now();
-    let (status, body) = fetch(&server, &format!("http://{address}/"), &[]);
-    assert_eq!(status, 502, "{body}");
-    assert!(body.to_lowercase().contains("timeout"), "{body}");
-    // The connect timeout (5 s), well before the 30 s wall-time limit.
-    assert!(started.elapsed() < Duration::from_secs(25));
+    expect_timeout(&format!("http://{address}/"));
     drop((fillers, listener));
 }
