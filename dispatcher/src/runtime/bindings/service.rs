@@ -13,6 +13,7 @@ use std::sync::Arc;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
 use crate::runtime::limits::{Budget, MAX_CALL_DEPTH};
+use crate::runtime::outbound::refusal;
 use crate::runtime::{LoadedScript, Runtime};
 
 /// The header that names the service binding an outgoing request goes to.
@@ -32,7 +33,7 @@ pub fn route(
     budget: &Arc<Budget>,
     binding: &str,
 ) -> Result<(Arc<LoadedScript>, Arc<Budget>), HttpError> {
-    let refuse = |why: String| Err(HttpError::InternalError(Some(why)));
+    let refuse = |why: String| Err(refusal(why));
     let Some(target) = caller.bindings.services.get(binding) else {
         return refuse(format!(
             "this script has no service binding named `{binding}`"

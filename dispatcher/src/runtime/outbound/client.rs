@@ -18,8 +18,8 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
-use super::SendResult;
 use super::policy::AddressPolicy;
+use super::{SendResult, refusal};
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,10 +34,6 @@ static TLS: LazyLock<tokio_rustls::TlsConnector> = LazyLock::new(|| {
         .with_no_client_auth();
     tokio_rustls::TlsConnector::from(Arc::new(config))
 });
-
-fn denied(why: String) -> HttpError {
-    HttpError::InternalError(Some(why))
-}
 
 /// Sends `request` (absolute URI) over a new connection to a checked address.
 pub async fn send(
@@ -140,7 +136,7 @@ async fn resolve(
         }
     }
     if allowed.is_empty() {
-        return Err(denied(match refusals.first() {
+        return Err(refusal(match refusals.first() {
             Some(why) => format!("outbound request to `{host}` refused: {why}"),
             None => format!("outbound request to `{host}` refused: no address"),
         }));

@@ -46,6 +46,12 @@ pub enum Outbound {
     },
 }
 
+/// The error a script sees when the platform refuses its outgoing request; `why` reaches
+/// the script as the message of `internal-error`.
+pub(crate) fn refusal(why: String) -> HttpError {
+    HttpError::InternalError(Some(why))
+}
+
 pub(crate) type SendResult = Result<
     (
         http::Response<WasiBody>,
@@ -59,7 +65,8 @@ pub struct Egress {
     pub runtime: Arc<Runtime>,
     pub script: Arc<LoadedScript>,
     pub budget: Arc<Budget>,
-    connections: Arc<Semaphore>,
+    /// `MAX_CONNECTIONS` permits, made on the run's first direct request.
+    connections: Option<Arc<Semaphore>>,
 }
 
 impl Egress {
@@ -68,12 +75,12 @@ impl Egress {
             runtime,
             script,
             budget,
-            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            connections: None,
         }
     }
 
     fn refuse(why: String) -> Box<dyn Future<Output = SendResult> + Send> {
-        Box::new(async move { Err(HttpError::InternalError(Some(why))) })
+        Box::new(async move { Err(refusal(why)) })
     }
 }
 
@@ -125,7 +132,10 @@ impl WasiHttpHooks for Egress {
                 origin(request.uri())
             )),
             Outbound::Allow(_) | Outbound::Default => {
-                let connections = self.connections.clone();
+                let connections = self
+                    .connections
+                    .get_or_insert_with(|| Arc::new(Semaphore::new(MAX_CONNECTIONS)))
+                    .clone();
                 Box::new(async move {
                     let permit = connections
                         .acquire_owned()
