@@ -4,7 +4,8 @@
 # load, one run. Prints req/s, p50/p99 latency and server CPU µs per request, and the
 # ratios; the added cost of a KV get, an SQL point query and a service-binding hop, next
 # to the same call made as a loopback HTTP request; and how much of its throughput hello
-# keeps while another tenant spins at its CPU limit on every connection (isolation).
+# keeps while another tenant spins at its CPU limit on every connection (isolation); and
+# what the gateway adds to an authenticated read of a first-party service.
 # Installs wrk (Debian) and wasmtime-cli (same version as our wasmtime) if absent.
 #
 #   bash bench/run.sh            # 3 rounds of 10 s per server, 64 connections, 2 threads
@@ -84,6 +85,21 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"sql":"SELECT name FROM items WHERE id = ?","params":[42]}'
 LUA
 
+# Gateway hop: an authenticated read of a content item through the gateway (session
+# verified by the first-party auth script, identity injected, routed to content) against
+# the same read of the same component dispatched directly as a customer script.
+json_field() { python3 -c "import json,sys; d=json.load(sys.stdin)['data']; print(d$1)"; }
+curl -fsS "$D/auth/signup" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"bench password"}' >/dev/null
+SESSION=$(curl -fsS "$D/auth/login" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"bench password"}' | json_field "['token']")
+ITEM=$(curl -fsS "$D/content" -H "Cookie: session=$SESSION" -H 'content-type: application/json' \
+    -d '{"title":"Bench","body":"An item to read"}' | json_field "['item']['id']")
+upload bench-content content '{"bindings":[{"type":"d1","name":"DB","database":"bench-content"}]}'
+DIRECT_ITEM=$(curl -fsS "$D/dispatch/bench-content/content" -H 'content-type: application/json' \
+    -H 'x-user-id: usr_bench' -H 'x-user-role: user' -H 'x-app-key: default' \
+    -d '{"title":"Bench","body":"An item to read"}' | json_field "['item']['id']")
+
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
 
@@ -127,6 +143,8 @@ for round in $(seq "$ROUNDS"); do
     ROUNDS=1 run service-hop "$DISPATCHER_PID" "$D/dispatch/bench-hop/"
     ROUNDS=1 run fetch-baseline "$DISPATCHER_PID" "$D/dispatch/bench-fetch/spin-ms?ms=0"
     ROUNDS=1 run loopback-http "$DISPATCHER_PID" "$LOOPBACK"
+    ROUNDS=1 run content-direct "$DISPATCHER_PID" "$D/dispatch/bench-content/content/$DIRECT_ITEM"
+    ROUNDS=1 run content-gateway "$DISPATCHER_PID" "$D/content/$ITEM" -H "Cookie: session=$SESSION"
     # Hello while the hog tenant saturates its own limit on as many connections.
     wrk -t1 -c"$CONNECTIONS" -d"$((DURATION + 4))s" "$D/dispatch/hog/spin" >/dev/null &
     HOG_WRK=$!
@@ -187,6 +205,13 @@ loop = med["loopback-http"][3] - med["fetch-baseline"][3]
 print(f"the same call as a loopback HTTP request (wasi:http client -> this server's front door")
 print(f"-> hello), over its caller's baseline: {loop:.1f} µs CPU, both sides counted.")
 print(f"Service hop / loopback HTTP = {hop/loop:.2f}.")
+print()
+direct, gateway = med["content-direct"], med["content-gateway"]
+print(f"{'content read':<16}{'req/s':>10}{'p50 µs':>10}{'CPU µs/req':>12}")
+for name, row in (("direct", direct), ("via gateway", gateway)):
+    print(f"{name:<16}{row[0]:>10.0f}{row[1]:>10.0f}{row[3]:>12.1f}")
+print(f"gateway hop (session check through auth + route): +{gateway[3] - direct[3]:.1f} µs CPU and")
+print(f"+{gateway[1] - direct[1]:.0f} µs p50 per request; {gateway[0]/direct[0]:.2f}x the direct req/s.")
 print()
 solo, beside = med["dispatcher"], med["hello-beside-hog"]
 print(f"isolation: hello alone {solo[0]:.0f} req/s, p50 {solo[1]:.0f} µs; beside a tenant spinning at its")

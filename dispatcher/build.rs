@@ -17,7 +17,7 @@ fn main() {
         .expect("dispatcher/ sits in the workspace");
     let out_dir = PathBuf::from(env("OUT_DIR"));
 
-    let mut guests: Vec<(String, PathBuf)> = ["examples", "tests/guests"]
+    let mut guests: Vec<(String, PathBuf)> = ["examples", "examples/platform", "tests/guests"]
         .iter()
         .flat_map(|dir| guest_crates(&workspace.join(dir)))
         .collect();
@@ -86,8 +86,9 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("cargo sets {name} for build scripts"))
 }
 
-/// Every crate directly under `dir`, as (package name, directory). The package name is
-/// the directory name by convention.
+/// Every component crate (a `cdylib`) directly under `dir`, as (package name,
+/// directory). The package name is the directory name by convention; library crates
+/// (such as the first-party services' `kit`) are built as their dependents' dependencies.
 fn guest_crates(dir: &Path) -> Vec<(String, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -95,7 +96,9 @@ fn guest_crates(dir: &Path) -> Vec<(String, PathBuf)> {
     let mut crates: Vec<(String, PathBuf)> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.join("Cargo.toml").exists())
+        .filter(|p| {
+            std::fs::read_to_string(p.join("Cargo.toml")).is_ok_and(|toml| toml.contains("cdylib"))
+        })
         .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
         .collect();
     crates.sort();

@@ -50,6 +50,9 @@ pub struct Config {
     pub max_database_mb: u64,
     /// Longest one SQL statement may run, in milliseconds.
     pub sql_statement_ms: u64,
+    /// Install (or upgrade) the platform's own services — auth, billing, support, ai,
+    /// content, admin — at start and serve them through the gateway.
+    pub first_party: bool,
 }
 
 impl Default for Config {
@@ -71,6 +74,7 @@ impl Default for Config {
             log_capacity_bytes: 64 << 10,
             max_database_mb: 500,
             sql_statement_ms: 1000,
+            first_party: true,
         }
     }
 }

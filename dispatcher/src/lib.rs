@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod deploy;
+pub mod first_party;
 pub mod metrics;
 pub mod runtime;
 pub mod server;

@@ -38,6 +38,9 @@ pub async fn open(data_dir: &Path, config: &Config) -> anyhow::Result<Deployer> 
 
 pub async fn serve(config: Config, data_dir: &Path, demo: bool) -> anyhow::Result<()> {
     let deployer = open(data_dir, &config).await?;
+    if config.first_party {
+        crate::first_party::install(&deployer).await?;
+    }
     if demo {
         crate::demo::print(&crate::demo::ensure(&deployer).await?, config.listen);
     }

@@ -46,6 +46,7 @@ pub struct Router {
     matcher: matchit::Router<usize>,
     routes: Vec<Route>,
     error: Option<crate::Error>,
+    unmatched: fn(u16, &str) -> Response,
 }
 
 struct Route {
@@ -92,7 +93,16 @@ impl Router {
             matcher: matchit::Router::new(),
             routes: Vec::new(),
             error: None,
+            unmatched: |status, message| Response::error(message, status),
         }
+    }
+
+    /// Sets how the router's own `404` and `405` answers are made: `answer(status,
+    /// message)`, e.g. to answer in a JSON format of your API. The default is
+    /// [`Response::error`] (plain text). A `405` keeps its `allow` header.
+    pub fn on_unmatched(mut self, answer: fn(status: u16, message: &str) -> Response) -> Self {
+        self.unmatched = answer;
+        self
     }
 
     /// Routes `GET path` to `handler`.
@@ -179,12 +189,13 @@ impl Router {
             return Err(error);
         }
         let Ok(matched) = self.matcher.at(req.uri().path()) else {
-            return Ok(Response::error("Not Found", 404));
+            return Ok((self.unmatched)(404, "Not Found").with_status(404));
         };
         let route = &self.routes[*matched.value];
         let Some((_, handler)) = route.handlers.iter().find(|(m, _)| *m == req.method()) else {
             let allow: Vec<&str> = route.handlers.iter().map(|(m, _)| m.as_str()).collect();
-            return Response::error("Method Not Allowed", 405)
+            return (self.unmatched)(405, "Method Not Allowed")
+                .with_status(405)
                 .with_header("allow", allow.join(", "));
         };
         let params = matched

@@ -404,7 +404,11 @@ fn bad_bindings_are_refused_and_change_nothing() {
 fn sql_statements_stop_at_their_time_limit_and_databases_at_their_size_cap() {
     let temp = tempfile::tempdir().unwrap();
     let config = temp.path().join("dispatcher.toml");
-    std::fs::write(&config, "max_database_mb = 1\nsql_statement_ms = 200\n").unwrap();
+    std::fs::write(
+        &config,
+        "first_party = false\nmax_database_mb = 1\nsql_statement_ms = 200\n",
+    )
+    .unwrap();
     let data = temp.path().join("data");
     let server = Server::start_in(&data, &["--config", config.to_str().unwrap()]);
     let (_, token) = server.create_customer("acme");

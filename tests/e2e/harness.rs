@@ -18,6 +18,10 @@ pub fn guest(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
+/// Most tests do not need the platform's own services; installing them on every fresh
+/// data directory would compile six components per test.
+const WITHOUT_FIRST_PARTY: &str = "first_party = false";
+
 pub struct Server {
     child: Child,
     pub base: String,
@@ -42,19 +46,37 @@ impl Server {
         let temp = tempfile::tempdir().expect("temp dir");
         let data = temp.path().join("data");
         let path = temp.path().join("dispatcher.toml");
+        let config = if config.contains("first_party") {
+            config.to_string()
+        } else {
+            format!("{WITHOUT_FIRST_PARTY}\n{config}")
+        };
         std::fs::write(&path, config).expect("write config");
         let mut server = Server::start_in(&data, &["--config", path.to_str().unwrap()]);
         server._temp = Some(temp);
         server
     }
 
-    /// A server on `data` (which may hold a previous server's state).
+    /// A server with the platform's own services and the gateway, on a fresh data
+    /// directory (their first install compiles six components).
+    pub fn start_with_platform() -> Server {
+        Server::start_with_config("first_party = true")
+    }
+
+    /// A server on `data` (which may hold a previous server's state). Without a
+    /// `--config` in `extra_args` it runs without the first-party services.
     pub fn start_in(data: &Path, extra_args: &[&str]) -> Server {
+        let mut args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        if !extra_args.contains(&"--config") {
+            let config = data.with_extension("toml");
+            std::fs::write(&config, WITHOUT_FIRST_PARTY).expect("write config");
+            args.extend(["--config".into(), config.display().to_string()]);
+        }
         let mut child = Command::new(BIN)
             .arg("--data")
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra_args)
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
                 std::fs::OpenOptions::new()

@@ -8,6 +8,7 @@ mod bad_uploads;
 mod bindings;
 mod cli;
 mod dispatch;
+mod gateway;
 mod limits;
 mod outbound;
 mod persistence;

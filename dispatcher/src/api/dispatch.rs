@@ -3,6 +3,8 @@
 //! request — method, headers, query and streamed body, with the dispatch prefix removed —
 //! to the runtime; the script's response streams back unchanged.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Uri, header};
@@ -13,6 +15,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::upload::is_length_limit;
 use crate::deploy::valid_name;
+use crate::runtime::LoadedScript;
 use crate::store::CUSTOMER_NAMESPACE;
 
 /// `ANY /dispatch/{name}` and `ANY /dispatch/{name}/{*path}`.
@@ -60,7 +63,17 @@ async fn try_dispatch(
         .index
         .get(CUSTOMER_NAMESPACE, name)
         .ok_or_else(|| ApiError::ScriptNotFound(name.to_string()))?;
+    run(state, script, path, request).await
+}
 
+/// Runs `request` through `script`, which sees `path` and the request's query; the
+/// body streams in and the script's response streams back. Shared with the gateway.
+pub async fn run(
+    state: &AppState,
+    script: Arc<LoadedScript>,
+    path: &str,
+    request: Request,
+) -> Result<Response, ApiError> {
     let (mut parts, body) = request.into_parts();
     let authority = parts
         .headers

@@ -20,6 +20,11 @@ pub enum ApiError {
     InvalidName(String),
     #[error("a valid X-Customer-Token header is required")]
     Unauthorized,
+    /// A gateway route that needs a session, called without a valid one.
+    #[error("{0}")]
+    SignInRequired(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("no script named `{0}`")]
@@ -48,7 +53,10 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::InvalidWasm(_) => (StatusCode::BAD_REQUEST, "invalid_wasm"),
             ApiError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Unauthorized | ApiError::SignInRequired(_) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized")
+            }
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::ScriptNotFound(_) => (StatusCode::NOT_FOUND, "script_not_found"),
             ApiError::NameTaken(_) => (StatusCode::CONFLICT, "name_taken"),

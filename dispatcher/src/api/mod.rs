@@ -1,10 +1,11 @@
 //! The front door's routes: management (`script.rs`), dispatch (`dispatch.rs`), operator
-//! routes, host routing for `{name}.{dispatch_domain}`, and a byte cap on every request
+//! routes, the gateway to the platform's own services (`gateway.rs`), host routing for `{name}.{dispatch_domain}`, and a byte cap on every request
 //! body. Errors become the envelope in `error.rs`, and nowhere else.
 
 mod auth;
 mod dispatch;
 pub mod error;
+mod gateway;
 mod operator;
 mod script;
 mod upload;
@@ -52,7 +53,8 @@ pub fn router(state: AppState) -> Router {
         .merge(management)
         .merge(dispatch)
         .merge(operator)
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        // Everything else is the gateway's: the platform's own services, or 404.
+        .fallback(gateway::handle)
         .layer(middleware::from_fn_with_state(state.clone(), host_routing))
         .layer(middleware::from_fn_with_state(state.clone(), body_limit))
         .with_state(state)

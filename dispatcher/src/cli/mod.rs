@@ -5,6 +5,7 @@
 mod customer;
 mod limits;
 mod outbound;
+mod platform;
 mod script;
 
 use std::path::PathBuf;
@@ -55,6 +56,9 @@ enum Command {
     /// Where a script's outgoing requests may go.
     #[command(subcommand)]
     Outbound(outbound::OutboundCommand),
+    /// The platform's own services (auth, billing, ...).
+    #[command(subcommand)]
+    Platform(platform::PlatformCommand),
     /// Create the demo customer and upload the default template `hello` for it.
     Demo {
         #[arg(long)]
@@ -80,6 +84,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Script(command) => runtime()?.block_on(script::run(&cli.data, command)),
         Command::Limits(command) => limits::run(&cli.data, command),
         Command::Outbound(command) => outbound::run(&cli.data, command),
+        Command::Platform(command) => runtime()?.block_on(platform::run(&cli.data, command)),
         Command::Demo { json } => runtime()?.block_on(async {
             let config = Config::default();
             let deployer = crate::server::open(&cli.data, &config).await?;

@@ -214,3 +214,10 @@ fn log_console(script: &LoadedScript, logs: &LogCapture, failure: Option<&Invoke
         tracing::warn!(target: "script", script = %script.name, namespace = %script.namespace, %failure, "request failed");
     }
 }
+
+/// A whole request body the host itself sends a script (the gateway's session check,
+/// the CLI's calls to first-party services).
+pub fn host_body(bytes: Bytes) -> impl Body<Data = Bytes, Error = wasmtime_wasi_http::Error> {
+    http_body_util::Full::new(bytes)
+        .map_err(|never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} })
+}

@@ -1,0 +1,217 @@
+//! The gateway in front of the platform's own services (seed `000_*`): every request
+//! that no other route takes. It removes every identity header a client sent
+//! (`X-User-Id`, `X-User-Role`, `X-App-Key`, in any case and with `_` for `-`), verifies
+//! the session of a cookie or bearer token by running the first-party `auth` script
+//! in-process, sets the three headers from the session, and hands the request — path,
+//! query and streamed body unchanged — to the first-party script that owns its prefix.
+//! The service's answer, errors included, streams back unchanged.
+//!
+//! Who may call what is the table `ROUTES`: unknown prefix `404 not_found`, no valid
+//! session on a protected route `401 unauthorized`, an admin route for a non-admin
+//! `403 forbidden`. The services check identity again themselves.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Limited};
+
+use super::error::ApiError;
+use super::{AppState, dispatch};
+use crate::runtime::{LoadedScript, host_body};
+use crate::store::PLATFORM_NAMESPACE;
+
+/// The headers that carry identity downstream, lowercase.
+const IDENTITY_HEADERS: [&str; 3] = ["x-user-id", "x-user-role", "x-app-key"];
+
+/// Largest `get-session` answer the gateway reads.
+const MAX_SESSION_BYTES: usize = 16 << 10;
+
+/// Who may call a prefix, as far as the gateway checks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Anyone; the service authenticates what it must (sign-in, API keys, webhooks).
+    Public,
+    /// `GET`/`HEAD` for anyone, other methods signed in.
+    PublicRead,
+    /// Signed in.
+    Session,
+    /// Signed in with the `admin` role.
+    Admin,
+}
+
+/// `(prefix, first-party script, access)`.
+const ROUTES: &[(&str, &str, Access)] = &[
+    ("/auth", "auth", Access::Public),
+    ("/credits", "billing", Access::Session),
+    ("/orders", "billing", Access::Session),
+    ("/payment", "billing", Access::Session),
+    ("/tickets", "support", Access::Session),
+    ("/keys", "ai", Access::Session),
+    ("/ai", "ai", Access::Public),
+    ("/content", "content", Access::PublicRead),
+    ("/admin", "admin", Access::Admin),
+];
+
+/// Routes inside a protected prefix that are public: the payment provider's webhook
+/// carries a signature, not a session.
+const PUBLIC_PATHS: &[(Method, &str)] = &[(Method::POST, "/payment/webhook")];
+
+/// The signed-in user, as `auth` describes the session.
+#[derive(Debug, serde::Deserialize)]
+struct Session {
+    user_id: String,
+    role: String,
+    app_key: String,
+}
+
+#[derive(serde::Deserialize)]
+struct SessionEnvelope {
+    data: Session,
+}
+
+/// What `auth` said about the credentials a request presented.
+enum Verified {
+    Session(Session),
+    /// No such session, or it expired or was ended.
+    NoSession,
+    /// `auth` itself failed; its answer is the client's.
+    AuthFailed(Response),
+}
+
+/// Every request no other route took.
+pub async fn handle(State(state): State<AppState>, request: Request) -> Response {
+    match route(&state, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiError> {
+    let path = request.uri().path();
+    let Some(&(_, service, access)) = ROUTES.iter().find(|(prefix, _, _)| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }) else {
+        return Err(ApiError::NotFound("no such route".into()));
+    };
+    let access = if PUBLIC_PATHS
+        .iter()
+        .any(|(method, public)| request.method() == method && path == *public)
+    {
+        Access::Public
+    } else {
+        access
+    };
+
+    strip_identity(request.headers_mut());
+    let session = match presents_credentials(request.headers()) {
+        false => None,
+        true => match verify_session(state, request.headers()).await? {
+            Verified::Session(session) => Some(session),
+            Verified::NoSession => None,
+            Verified::AuthFailed(answer) => return Ok(answer),
+        },
+    };
+    let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
+    match (&session, access) {
+        (None, Access::Session | Access::Admin) => return Err(sign_in_first()),
+        (None, Access::PublicRead) if !read_only => return Err(sign_in_first()),
+        (Some(session), Access::Admin) if session.role != "admin" => {
+            return Err(ApiError::Forbidden("this needs the admin role".into()));
+        }
+        _ => {}
+    }
+    if let Some(session) = &session {
+        inject_identity(request.headers_mut(), session)?;
+    }
+    let script = first_party(state, service)?;
+    forward(state, script, request).await
+}
+
+fn sign_in_first() -> ApiError {
+    ApiError::SignInRequired("sign in first: no valid session cookie or bearer token".into())
+}
+
+/// Removes every header that claims an identity, whatever its spelling.
+fn strip_identity(headers: &mut HeaderMap) {
+    let claimed: Vec<_> = headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str().replace('_', "-");
+            IDENTITY_HEADERS.contains(&name.as_str())
+        })
+        .cloned()
+        .collect();
+    for name in claimed {
+        headers.remove(name);
+    }
+}
+
+fn presents_credentials(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::AUTHORIZATION) || headers.contains_key(header::COOKIE)
+}
+
+fn inject_identity(headers: &mut HeaderMap, session: &Session) -> Result<(), ApiError> {
+    let values = [&session.user_id, &session.role, &session.app_key];
+    for (name, value) in IDENTITY_HEADERS.into_iter().zip(values) {
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| ApiError::Internal(format!("auth returned an invalid `{name}`")))?;
+        headers.insert(name, value);
+    }
+    Ok(())
+}
+
+fn first_party(state: &AppState, service: &str) -> Result<Arc<LoadedScript>, ApiError> {
+    state
+        .deployer
+        .runtime
+        .index
+        .get(PLATFORM_NAMESPACE, service)
+        .ok_or_else(|| ApiError::NotFound(format!("the `{service}` service is not installed")))
+}
+
+/// Asks `auth` whose session the request's cookie or bearer token is.
+async fn verify_session(state: &AppState, headers: &HeaderMap) -> Result<Verified, ApiError> {
+    let auth = first_party(state, "auth")?;
+    let mut ask = hyper::Request::builder()
+        .method(Method::GET)
+        .uri("http://auth/auth/get-session");
+    for name in [header::AUTHORIZATION, header::COOKIE] {
+        for value in headers.get_all(&name) {
+            ask = ask.header(&name, value);
+        }
+    }
+    let ask = ask
+        .body(host_body(Bytes::new()))
+        .map_err(|e| ApiError::BadRequest(format!("invalid credentials header: {e}")))?;
+    let answer = state.deployer.runtime.invoke(auth, ask).await?;
+    let status = answer.status();
+    if status == http::StatusCode::UNAUTHORIZED {
+        return Ok(Verified::NoSession);
+    }
+    if !status.is_success() {
+        return Ok(Verified::AuthFailed(answer.map(Body::new)));
+    }
+    let body = Limited::new(answer.into_body(), MAX_SESSION_BYTES)
+        .collect()
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading auth's session answer: {e}")))?
+        .to_bytes();
+    let envelope: SessionEnvelope = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::Internal(format!("auth's session answer: {e}")))?;
+    Ok(Verified::Session(envelope.data))
+}
+
+/// Runs `request` through `script` with its path and query unchanged.
+async fn forward(
+    state: &AppState,
+    script: Arc<LoadedScript>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let path = request.uri().path().to_string();
+    dispatch::run(state, script, &path, request).await
+}

@@ -1,0 +1,197 @@
+//! The platform's own services — auth, billing, support, ai, content and admin — as
+//! first-party components: built from `examples/platform/` by `build.rs`, embedded in
+//! the binary, and installed into the `platform` namespace by `dispatcher serve` through
+//! the same deploy pipeline as customer uploads. They run under the same limits as
+//! customers; nothing about them is special-cased except the gateway in front of them.
+//!
+//! At every start, for each service: missing → installed; installed by this binary from
+//! another build (its `bundled-sha256:` tag differs) → upgraded, keeping its generated
+//! secrets; deployed by the operator (`dispatcher script deploy`, no such tag) → left
+//! alone. Callees are installed before their callers, so service bindings resolve.
+
+use bytes::Bytes;
+use rand::RngCore as _;
+
+use crate::deploy::{Deployer, NewVersion};
+use crate::store::{BindingSpec, LimitOverrides, PLATFORM_NAMESPACE, sha256_hex};
+
+/// The tag that marks a script as installed from this binary, and from which build.
+const BUNDLED_TAG: &str = "bundled-sha256:";
+
+macro_rules! embedded {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("DISPATCHER_GUESTS_DIR"), "/", $name, ".wasm"))
+    };
+}
+
+/// What a service is bound to.
+enum Binding {
+    /// `DB`: the service's own SQLite database.
+    Database(&'static str),
+    /// A service binding `(binding name, script)`.
+    Service(&'static str, &'static str),
+    /// A secret generated at first install and kept across upgrades.
+    GeneratedSecret(&'static str),
+}
+
+struct Service {
+    name: &'static str,
+    wasm: &'static [u8],
+    bindings: &'static [Binding],
+    /// Limits set at first install (the operator may change them with `limits set`).
+    limits: LimitOverrides,
+}
+
+const NO_OVERRIDES: LimitOverrides = LimitOverrides {
+    cpu_ms: None,
+    memory_mb: None,
+    subrequests: None,
+    wall_ms: None,
+};
+
+/// In install order: every service after the ones it binds to.
+const SERVICES: &[Service] = &[
+    Service {
+        name: "auth",
+        wasm: embedded!("auth"),
+        bindings: &[Binding::Database("auth")],
+        // One Argon2id hash (19 MiB, 2 passes) takes about 40 ms of CPU in wasm; leave
+        // room for a slow machine.
+        limits: LimitOverrides {
+            cpu_ms: Some(500),
+            ..NO_OVERRIDES
+        },
+    },
+    Service {
+        name: "billing",
+        wasm: embedded!("billing"),
+        bindings: &[
+            Binding::Database("billing"),
+            Binding::GeneratedSecret("PAYMENT_WEBHOOK_SECRET"),
+        ],
+        limits: NO_OVERRIDES,
+    },
+    Service {
+        name: "support",
+        wasm: embedded!("support"),
+        bindings: &[Binding::Database("support")],
+        limits: NO_OVERRIDES,
+    },
+    Service {
+        name: "content",
+        wasm: embedded!("content"),
+        bindings: &[Binding::Database("content")],
+        limits: NO_OVERRIDES,
+    },
+    Service {
+        name: "ai",
+        wasm: embedded!("ai"),
+        bindings: &[
+            Binding::Database("ai"),
+            Binding::Service("BILLING", "billing"),
+        ],
+        limits: NO_OVERRIDES,
+    },
+    Service {
+        name: "admin",
+        wasm: embedded!("admin"),
+        bindings: &[
+            Binding::Service("AUTH", "auth"),
+            Binding::Service("BILLING", "billing"),
+            Binding::Service("SUPPORT", "support"),
+        ],
+        limits: NO_OVERRIDES,
+    },
+];
+
+/// What `install` did to one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    Fresh,
+    Upgraded,
+    Current,
+    /// The operator deployed their own version; it is kept.
+    OperatorVersion,
+}
+
+/// Installs or upgrades every first-party service (see the module doc).
+pub async fn install(deployer: &Deployer) -> anyhow::Result<Vec<(&'static str, Installed)>> {
+    let mut report = Vec::new();
+    for service in SERVICES {
+        let sha256 = sha256_hex(service.wasm);
+        let bundled_tag = format!("{BUNDLED_TAG}{sha256}");
+        let current = deployer
+            .store
+            .get_script(PLATFORM_NAMESPACE, service.name, None)?;
+        let state = match &current {
+            None => Installed::Fresh,
+            Some(record) if record.tags.contains(&bundled_tag) => Installed::Current,
+            Some(record) if record.tags.iter().any(|t| t.starts_with(BUNDLED_TAG)) => {
+                Installed::Upgraded
+            }
+            Some(_) => Installed::OperatorVersion,
+        };
+        if matches!(state, Installed::Fresh | Installed::Upgraded) {
+            let bindings = bindings_of(deployer, service)?;
+            deployer
+                .deploy(NewVersion {
+                    namespace: PLATFORM_NAMESPACE.into(),
+                    name: service.name.into(),
+                    customer_id: None,
+                    wasm: Bytes::from_static(service.wasm),
+                    tags: Some(vec!["first-party".into(), bundled_tag]),
+                    bindings: Some(bindings),
+                })
+                .await?;
+        }
+        if state == Installed::Fresh && service.limits != NO_OVERRIDES {
+            let settings = deployer
+                .store
+                .script_settings(PLATFORM_NAMESPACE, service.name)?;
+            if settings.limits == NO_OVERRIDES {
+                deployer
+                    .store
+                    .set_limits(PLATFORM_NAMESPACE, service.name, service.limits)?;
+            }
+        }
+        tracing::info!(service = service.name, ?state, "first-party service");
+        report.push((service.name, state));
+    }
+    Ok(report)
+}
+
+/// The binding specs of `service`, reusing a generated secret it already has.
+fn bindings_of(deployer: &Deployer, service: &Service) -> anyhow::Result<Vec<BindingSpec>> {
+    let existing = deployer
+        .store
+        .resolved_bindings(PLATFORM_NAMESPACE, service.name)?;
+    Ok(service
+        .bindings
+        .iter()
+        .map(|binding| match binding {
+            Binding::Database(database) => BindingSpec::D1 {
+                name: "DB".into(),
+                database: (*database).into(),
+            },
+            Binding::Service(name, script) => BindingSpec::Service {
+                name: (*name).into(),
+                service: (*script).into(),
+            },
+            Binding::GeneratedSecret(name) => BindingSpec::SecretText {
+                name: (*name).into(),
+                text: existing
+                    .secrets
+                    .get(*name)
+                    .cloned()
+                    .unwrap_or_else(random_secret),
+            },
+        })
+        .collect())
+}
+
+/// 32 random bytes in hex.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

@@ -1,0 +1,27 @@
+//! The `support` service: users open tickets, comment on them and close them; admins see
+//! and act on every ticket. Routes and answers: `examples/platform/README.md`.
+//!
+//! This file is the entry point and the routing table; the schema is in [`schema`],
+//! tickets in [`tickets`], comments in [`comments`] and input checks in [`input`].
+
+mod comments;
+mod input;
+mod schema;
+mod tickets;
+
+use platform_kit as kit;
+use sdk::{Context, Env, Request, Response, Result, Router};
+
+#[sdk::fetch]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    kit::serve(router(), req, env, ctx).await
+}
+
+fn router() -> Router {
+    Router::new()
+        .post("/tickets", tickets::open)
+        .get("/tickets", tickets::list)
+        .get("/tickets/:id", tickets::show)
+        .post("/tickets/:id/comments", comments::add)
+        .post("/tickets/:id/close", tickets::close)
+}
