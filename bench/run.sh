@@ -50,7 +50,7 @@ DISPATCHER_PID=$!
 "$WASMTIME" serve -Scli --addr 127.0.0.1:8792 "$HELLO" >/dev/null 2>&1 &
 WASMTIME_PID=$!
 
-wait_up() { for _ in $(seq 100); do curl -fs "$1" >/dev/null && return; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
+wait_up() { for _ in $(seq 600); do curl -fs "$1" >/dev/null && return; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
 wait_up http://127.0.0.1:8790/
 wait_up http://127.0.0.1:8791/dispatch/hello/
 wait_up http://127.0.0.1:8792/

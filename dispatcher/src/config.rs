@@ -53,6 +53,9 @@ pub struct Config {
     /// Install (or upgrade) the platform's own services — auth, billing, support, ai,
     /// content, admin — at start and serve them through the gateway.
     pub first_party: bool,
+    /// How long the gateway trusts a verified session before asking `auth` again, in
+    /// milliseconds (0: every request). A logout through the gateway is immediate.
+    pub session_cache_ms: u64,
 }
 
 impl Default for Config {
@@ -75,6 +78,7 @@ impl Default for Config {
             max_database_mb: 500,
             sql_statement_ms: 1000,
             first_party: true,
+            session_cache_ms: 1000,
         }
     }
 }
@@ -119,6 +123,10 @@ impl Config {
             subrequests: self.subrequests,
             wall: Duration::from_millis(self.wall_time_ms),
         }
+    }
+
+    pub fn session_cache(&self) -> Duration {
+        Duration::from_millis(self.session_cache_ms)
     }
 
     pub fn header_read_timeout(&self) -> Duration {

@@ -131,6 +131,17 @@ pub async fn install(deployer: &Deployer) -> anyhow::Result<Vec<(&'static str, I
             }
             Some(_) => Installed::OperatorVersion,
         };
+        // Limits first: the deploy below loads the script with the settings it finds.
+        if state == Installed::Fresh && service.limits != NO_OVERRIDES {
+            let settings = deployer
+                .store
+                .script_settings(PLATFORM_NAMESPACE, service.name)?;
+            if settings.limits == NO_OVERRIDES {
+                deployer
+                    .store
+                    .set_limits(PLATFORM_NAMESPACE, service.name, service.limits)?;
+            }
+        }
         if matches!(state, Installed::Fresh | Installed::Upgraded) {
             let bindings = bindings_of(deployer, service)?;
             deployer
@@ -143,16 +154,6 @@ pub async fn install(deployer: &Deployer) -> anyhow::Result<Vec<(&'static str, I
                     bindings: Some(bindings),
                 })
                 .await?;
-        }
-        if state == Installed::Fresh && service.limits != NO_OVERRIDES {
-            let settings = deployer
-                .store
-                .script_settings(PLATFORM_NAMESPACE, service.name)?;
-            if settings.limits == NO_OVERRIDES {
-                deployer
-                    .store
-                    .set_limits(PLATFORM_NAMESPACE, service.name, service.limits)?;
-            }
         }
         tracing::info!(service = service.name, ?state, "first-party service");
         report.push((service.name, state));

@@ -58,10 +58,7 @@ pub async fn serve(config: Config, data_dir: &Path, demo: bool) -> anyhow::Resul
     }
 
     let header_read_timeout = config.header_read_timeout();
-    let app = api::router(AppState {
-        deployer,
-        config: Arc::new(config),
-    });
+    let app = api::router(AppState::new(deployer, config));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

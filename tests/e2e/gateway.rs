@@ -442,6 +442,18 @@ fn spoofed_identity_headers_never_reach_a_service_and_bad_input_names_the_field(
         .send()
         .unwrap();
     assert_eq!(response.status(), 400);
+    let (status, answer) = call(
+        &server,
+        Method::POST,
+        "/content",
+        me,
+        Some(json!(["t", "b"])),
+    );
+    assert_eq!(
+        (status, error_code(&answer)),
+        (400, "bad_request"),
+        "only an object is a body"
+    );
     assert_eq!(balance(&server, me), 0);
     let (_, orders) = call(&server, Method::GET, "/orders", me, None);
     assert_eq!(orders["data"]["orders"], json!([]), "{orders}");

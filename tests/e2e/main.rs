@@ -8,6 +8,7 @@ mod bad_uploads;
 mod bindings;
 mod cli;
 mod dispatch;
+mod first_party;
 mod gateway;
 mod limits;
 mod outbound;

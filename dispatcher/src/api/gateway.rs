@@ -2,7 +2,7 @@
 //! that no other route takes. It removes every identity header a client sent
 //! (`X-User-Id`, `X-User-Role`, `X-App-Key`, in any case and with `_` for `-`), verifies
 //! the session of a cookie or bearer token by running the first-party `auth` script
-//! in-process, sets the three headers from the session, and hands the request — path,
+//! in-process (remembered briefly, `sessions.rs`), sets the three headers from the session, and hands the request — path,
 //! query and streamed body unchanged — to the first-party script that owns its prefix.
 //! The service's answer, errors included, streams back unchanged.
 //!
@@ -20,12 +20,16 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Limited};
 
 use super::error::ApiError;
+use super::sessions::{CredentialsKey, Session};
 use super::{AppState, dispatch};
 use crate::runtime::{LoadedScript, host_body};
 use crate::store::PLATFORM_NAMESPACE;
 
 /// The headers that carry identity downstream, lowercase.
 const IDENTITY_HEADERS: [&str; 3] = ["x-user-id", "x-user-role", "x-app-key"];
+
+/// Where a session ends; the gateway forgets it first.
+const LOGOUT_PATH: &str = "/auth/logout";
 
 /// Largest `get-session` answer the gateway reads.
 const MAX_SESSION_BYTES: usize = 16 << 10;
@@ -59,14 +63,6 @@ const ROUTES: &[(&str, &str, Access)] = &[
 /// Routes inside a protected prefix that are public: the payment provider's webhook
 /// carries a signature, not a session.
 const PUBLIC_PATHS: &[(Method, &str)] = &[(Method::POST, "/payment/webhook")];
-
-/// The signed-in user, as `auth` describes the session.
-#[derive(Debug, serde::Deserialize)]
-struct Session {
-    user_id: String,
-    role: String,
-    app_key: String,
-}
 
 #[derive(serde::Deserialize)]
 struct SessionEnvelope {
@@ -106,12 +102,24 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
     } else {
         access
     };
+    let logging_out = path == LOGOUT_PATH;
 
     strip_identity(request.headers_mut());
-    let session = match presents_credentials(request.headers()) {
-        false => None,
-        true => match verify_session(state, request.headers()).await? {
-            Verified::Session(session) => Some(session),
+    let credentials = CredentialsKey::of(request.headers());
+    // A logout is never answered from, nor remembered in, the session cache.
+    let remembered = credentials
+        .filter(|_| !logging_out)
+        .and_then(|key| state.sessions.get(key));
+    let session = match (credentials, remembered) {
+        (None, _) => None,
+        (Some(_), Some(session)) => Some(session),
+        (Some(key), None) => match verify_session(state, request.headers()).await? {
+            Verified::Session(session) => {
+                if !logging_out {
+                    state.sessions.insert(key, session.clone());
+                }
+                Some(session)
+            }
             Verified::NoSession => None,
             Verified::AuthFailed(answer) => return Ok(answer),
         },
@@ -129,7 +137,13 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
         inject_identity(request.headers_mut(), session)?;
     }
     let script = first_party(state, service)?;
-    forward(state, script, request).await
+    let response = forward(state, script, request).await;
+    if let Some(key) = credentials.filter(|_| logging_out) {
+        // After `auth` ended the session, so a request racing the logout cannot have
+        // put it back.
+        state.sessions.forget(key);
+    }
+    response
 }
 
 fn sign_in_first() -> ApiError {
@@ -149,10 +163,6 @@ fn strip_identity(headers: &mut HeaderMap) {
     for name in claimed {
         headers.remove(name);
     }
-}
-
-fn presents_credentials(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::AUTHORIZATION) || headers.contains_key(header::COOKIE)
 }
 
 fn inject_identity(headers: &mut HeaderMap, session: &Session) -> Result<(), ApiError> {

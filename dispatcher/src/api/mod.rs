@@ -8,6 +8,7 @@ pub mod error;
 mod gateway;
 mod operator;
 mod script;
+mod sessions;
 mod upload;
 
 use std::sync::Arc;
@@ -24,11 +25,24 @@ use http_body_util::Limited;
 use crate::config::Config;
 use crate::deploy::Deployer;
 use error::ApiError;
+use sessions::SessionCache;
 
 #[derive(Clone)]
 pub struct AppState {
     pub deployer: Deployer,
     pub config: Arc<Config>,
+    /// The gateway's memory of verified sessions.
+    pub sessions: Arc<SessionCache>,
+}
+
+impl AppState {
+    pub fn new(deployer: Deployer, config: Config) -> AppState {
+        AppState {
+            deployer,
+            sessions: Arc::new(SessionCache::new(config.session_cache())),
+            config: Arc::new(config),
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {

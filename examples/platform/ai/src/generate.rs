@@ -47,7 +47,7 @@ struct SpendAnswer {
 pub async fn generate(mut req: Request, route: RouteContext) -> sdk::Result<Response> {
     let payer = payer(&req, &route)?;
     let request: GenerateRequest = kit::body(&mut req).await?;
-    let prompt = crate::input::text("prompt", &request.prompt, MAX_PROMPT_CHARS)?;
+    let prompt = kit::check::text("prompt", &request.prompt, MAX_PROMPT_CHARS)?;
 
     let check = call_billing(&route, &payer, "/credits/check", json!({ "amount": PRICE })).await?;
     if !is_success(&check) {
@@ -61,7 +61,7 @@ pub async fn generate(mut req: Request, route: RouteContext) -> sdk::Result<Resp
         .into());
     }
 
-    let text = model::answer(prompt);
+    let text = model::answer(&prompt);
 
     let spend = json!({ "amount": PRICE, "idempotency_key": kit::id("gen_") });
     let spend = call_billing(&route, &payer, "/credits/spend", spend).await?;

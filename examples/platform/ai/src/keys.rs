@@ -63,11 +63,11 @@ struct CreateRequest {
 pub async fn create(mut req: Request, route: RouteContext) -> sdk::Result<Response> {
     let caller = Caller::required(&req)?;
     let request: CreateRequest = kit::body(&mut req).await?;
-    let name = crate::input::text("name", request.name.trim(), MAX_NAME_CHARS)?;
+    let name = kit::check::text("name", &request.name, MAX_NAME_CHARS)?;
     let secret = kit::token(SECRET_PREFIX);
     let key = Key {
         id: kit::id("key_"),
-        name: name.to_owned(),
+        name,
         prefix: secret.chars().take(PREFIX_CHARS).collect(),
         created_at: kit::now(),
         revoked_at: None,

@@ -6,7 +6,6 @@
 //! Bindings: `DB` (SQLite), `BILLING` (service binding to `billing`).
 
 mod generate;
-mod input;
 mod keys;
 mod model;
 

@@ -31,10 +31,7 @@ pub async fn signup(mut req: Request, route: RouteContext) -> Result<Response> {
     let form: SignUp = kit::body(&mut req).await?;
     let email = normalize_email(&form.email)?;
     check_password(&form.password)?;
-    let app_key = form.app_key.unwrap_or_else(|| DEFAULT_APP.into());
-    if !valid_app_key(&app_key) {
-        return Err(ApiError::field("app_key", "use 1-63 of a-z, 0-9 and -").into());
-    }
+    let app_key = kit::check::app_key("app_key", form.app_key.as_deref().unwrap_or(DEFAULT_APP))?;
     let db = route.env.sql("DB");
     if by_email(&db, &email)?.is_some() {
         return Err(email_taken());
@@ -120,13 +117,6 @@ fn check_password(password: &str) -> Result<(), ApiError> {
         return Err(ApiError::field("password", "must be 8 to 256 characters"));
     }
     Ok(())
-}
-
-fn valid_app_key(app_key: &str) -> bool {
-    (1..=63).contains(&app_key.len())
-        && app_key
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn email_taken() -> sdk::Error {

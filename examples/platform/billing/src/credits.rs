@@ -6,7 +6,7 @@ use sdk::{Request, Response, RouteContext, Sql, Statement};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::input::{self, MAX_CREDITS, MAX_ID_CHARS};
+use crate::input::{self, MAX_CREDITS};
 use crate::store::{self, Account, Outcome};
 
 /// The longest idempotency key a spend may carry.
@@ -66,11 +66,12 @@ pub async fn spend(mut req: Request, route: RouteContext) -> sdk::Result<Respons
     let caller = Caller::required(&req)?;
     let request: SpendRequest = kit::body(&mut req).await?;
     let amount = input::credits("amount", request.amount, MAX_CREDITS)?;
-    let key = input::text(
+    let key = kit::check::text(
         "idempotency_key",
         &request.idempotency_key,
         MAX_IDEMPOTENCY_KEY_CHARS,
     )?;
+    let key = key.as_str();
     let db = store::open(&route)?;
     let account = Account::of(&caller);
     let now = kit::now();
@@ -162,12 +163,14 @@ struct AdjustRequest {
 pub async fn adjust(mut req: Request, route: RouteContext) -> sdk::Result<Response> {
     let admin = Caller::admin(&req)?;
     let request: AdjustRequest = kit::body(&mut req).await?;
+    let user_id = kit::check::id("user_id", &request.user_id, "usr_")?;
+    let app_key = kit::check::app_key("app_key", &request.app_key)?;
     let account = Account {
-        user_id: input::text("user_id", &request.user_id, MAX_ID_CHARS)?,
-        app_key: input::text("app_key", &request.app_key, MAX_ID_CHARS)?,
+        user_id: &user_id,
+        app_key: &app_key,
     };
     let delta = input::delta("delta", request.delta)?;
-    let reason = input::text("reason", &request.reason, MAX_REASON_CHARS)?;
+    let reason = kit::check::text("reason", &request.reason, MAX_REASON_CHARS)?;
     let db = store::open(&route)?;
     let now = kit::now();
     let adjustment_id = kit::id("adj_");
@@ -177,7 +180,7 @@ pub async fn adjust(mut req: Request, route: RouteContext) -> sdk::Result<Respon
             vec![
                 account.ensure_row(),
                 account.change_by(delta),
-                log_adjustment(&adjustment_id, account, delta, reason, &admin.user_id, now),
+                log_adjustment(&adjustment_id, account, delta, &reason, &admin.user_id, now),
                 account.select_balance(),
             ]
         },

@@ -13,7 +13,7 @@ use serde_json::json;
 use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
 
-use crate::input::{self, MAX_ID_CHARS};
+use crate::input::MAX_ID_CHARS;
 use crate::orders::{self, Order, PAID};
 use crate::store::{self, Account, Outcome};
 
@@ -52,10 +52,10 @@ struct CheckoutRequest {
 pub async fn checkout(mut req: Request, route: RouteContext) -> sdk::Result<Response> {
     let caller = Caller::required(&req)?;
     let request: CheckoutRequest = kit::body(&mut req).await?;
-    let order_id = input::text("order_id", &request.order_id, MAX_ID_CHARS)?;
+    let order_id = kit::check::text("order_id", &request.order_id, MAX_ID_CHARS)?;
     let secret = webhook_secret(&route)?;
     let db = store::open(&route)?;
-    let order = orders::own(&db, &caller, order_id)?;
+    let order = orders::own(&db, &caller, &order_id)?;
     if order.status == PAID {
         return Err(ApiError::Conflict {
             code: "order_paid",

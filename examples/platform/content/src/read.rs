@@ -32,7 +32,7 @@ pub async fn show(_req: Request, route: RouteContext) -> Result<Response> {
 /// when there is neither.
 fn app_of(req: &Request) -> Result<String, ApiError> {
     if let Some(app) = req.query_param("app") {
-        return input::app_key("app", &app);
+        return kit::check::app_key("app", &app);
     }
     Caller::of(req)
         .map(|caller| caller.app_key)

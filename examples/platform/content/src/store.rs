@@ -6,8 +6,6 @@ use platform_kit::{self as kit, ApiError};
 use sdk::{Env, Result, RouteContext, Sql, params};
 use serde::{Deserialize, Serialize};
 
-use crate::input;
-
 /// What every item id starts with.
 pub const ITEM_ID_PREFIX: &str = "cnt_";
 
@@ -46,7 +44,7 @@ pub fn database(env: &Env) -> Result<Sql> {
 
 /// The well-formed item id of the path.
 pub fn item_id(route: &RouteContext) -> Result<String, ApiError> {
-    input::id("id", route.param("id").unwrap_or_default(), ITEM_ID_PREFIX)
+    kit::check::id("id", route.param("id").unwrap_or_default(), ITEM_ID_PREFIX)
 }
 
 /// Item `id`, or `404`.

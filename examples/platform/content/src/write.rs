@@ -6,7 +6,7 @@ use platform_kit::{self as kit, ApiError, Caller};
 use sdk::{Request, Response, Result, RouteContext, params};
 use serde::Deserialize;
 
-use crate::input::{self, MAX_BODY_CHARS, MAX_TITLE_CHARS};
+use crate::input::{MAX_BODY_CHARS, MAX_TITLE_CHARS};
 use crate::store::{self, ITEM_ID_PREFIX, Item};
 
 #[derive(Deserialize)]
@@ -30,8 +30,8 @@ pub async fn create(mut req: Request, route: RouteContext) -> Result<Response> {
         return Err(ApiError::field(kit::APP_KEY, "the caller belongs to no app").into());
     }
     let form: NewItem = kit::body(&mut req).await?;
-    let title = input::text("title", &form.title, MAX_TITLE_CHARS)?;
-    let body = input::text("body", &form.body, MAX_BODY_CHARS)?;
+    let title = kit::check::text("title", &form.title, MAX_TITLE_CHARS)?;
+    let body = kit::check::text("body", &form.body, MAX_BODY_CHARS)?;
     let db = store::database(&route.env)?;
     let now = kit::now();
     let item = Item {
@@ -70,11 +70,11 @@ pub async fn update(mut req: Request, route: RouteContext) -> Result<Response> {
     }
     let title = changes
         .title
-        .map(|title| input::text("title", &title, MAX_TITLE_CHARS))
+        .map(|title| kit::check::text("title", &title, MAX_TITLE_CHARS))
         .transpose()?;
     let body = changes
         .body
-        .map(|body| input::text("body", &body, MAX_BODY_CHARS))
+        .map(|body| kit::check::text("body", &body, MAX_BODY_CHARS))
         .transpose()?;
     let db = store::database(&route.env)?;
     let mut item = store::item(&db, &id)?;

@@ -5,11 +5,14 @@
 //! - [`Caller`], the identity the gateway injects (`X-User-Id`, `X-User-Role`,
 //!   `X-App-Key`), which services trust because the gateway strips whatever a client sent;
 //! - [`body`], JSON request bodies whose errors name the field at fault;
+//! - [`check`], field checks beyond JSON types (text lengths, ids, app keys);
 //! - random tokens and SHA-256 hex digests, and the current time.
 //!
 //! A service's entry point is `kit::serve(router(), req, env, ctx).await`.
 
 use sdk::{Context, Env, Request, RequestExt as _, Response, Router};
+pub mod check;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -168,14 +171,15 @@ impl Caller {
     }
 }
 
-/// Reads the body as JSON into `T`. Bad JSON, a missing field or a wrong type is a
-/// `400 bad_request` whose message names the field.
+/// Reads the body, a JSON object, into `T`. Bad JSON, another JSON value, a missing
+/// field or a wrong type is a `400 bad_request` whose message names the field.
 pub async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T, ApiError> {
     let bytes = req
         .bytes()
         .await
         .map_err(|e| ApiError::BadRequest(format!("reading the body: {e:#}")))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    // serde would take `["a", "b"]` for a struct of two fields; only an object will do.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::BadRequest(
             "the body must be a JSON object".into(),
         ));

@@ -32,7 +32,7 @@ pub async fn add(mut req: Request, route: RouteContext) -> Result<Response> {
     let caller = Caller::required(&req)?;
     let ticket_id = tickets::ticket_id(&route)?;
     let form: NewComment = kit::body(&mut req).await?;
-    let body = input::text("body", &form.body, input::MAX_BODY_CHARS)?;
+    let body = kit::check::text("body", &form.body, input::MAX_BODY_CHARS)?;
     let db = schema::database(&route.env)?;
     let ticket = tickets::visible(&db, &caller, &ticket_id)?;
     if ticket.status != OPEN {

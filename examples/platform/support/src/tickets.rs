@@ -37,8 +37,8 @@ struct NewTicket {
 pub async fn open(mut req: Request, route: RouteContext) -> Result<Response> {
     let caller = Caller::required(&req)?;
     let form: NewTicket = kit::body(&mut req).await?;
-    let subject = input::text("subject", &form.subject, input::MAX_SUBJECT_CHARS)?;
-    let body = input::text("body", &form.body, input::MAX_BODY_CHARS)?;
+    let subject = kit::check::text("subject", &form.subject, input::MAX_SUBJECT_CHARS)?;
+    let body = kit::check::text("body", &form.body, input::MAX_BODY_CHARS)?;
     let db = schema::database(&route.env)?;
     let now = kit::now();
     let ticket = Ticket {
@@ -121,7 +121,7 @@ pub fn visible(db: &Sql, caller: &Caller, id: &str) -> Result<Ticket> {
 
 /// The well-formed ticket id of the path.
 pub fn ticket_id(route: &RouteContext) -> Result<String, ApiError> {
-    input::id("id", route.param("id").unwrap_or_default(), "tkt_")
+    kit::check::id("id", route.param("id").unwrap_or_default(), "tkt_")
 }
 
 /// The `?status=` filter: none, `open` or `closed`.
