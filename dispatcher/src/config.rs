@@ -56,6 +56,9 @@ pub struct Config {
     /// How long the gateway trusts a verified session before asking `auth` again, in
     /// milliseconds (0: every request). A logout through the gateway is immediate.
     pub session_cache_ms: u64,
+    /// Let the web page's **Initialize** (demo customer + `hello`) run for requests from
+    /// anywhere, not only from this machine.
+    pub allow_remote_initialize: bool,
 }
 
 impl Default for Config {
@@ -79,6 +82,7 @@ impl Default for Config {
             sql_statement_ms: 1000,
             first_party: true,
             session_cache_ms: 1000,
+            allow_remote_initialize: false,
         }
     }
 }

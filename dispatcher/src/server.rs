@@ -11,7 +11,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use axum::extract::ConnectInfo;
 use tokio::net::TcpListener;
+use tower::ServiceExt as _;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
@@ -69,7 +71,7 @@ pub async fn serve(config: Config, data_dir: &Path, demo: bool) -> anyhow::Resul
     let mut shutdown = std::pin::pin!(shutdown_signal());
 
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(error) => {
@@ -81,7 +83,13 @@ pub async fn serve(config: Config, data_dir: &Path, demo: bool) -> anyhow::Resul
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // Handlers that care who connected (`ConnectInfo`) find the peer address here.
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        ));
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {

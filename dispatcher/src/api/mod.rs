@@ -1,5 +1,6 @@
 //! The front door's routes: management (`script.rs`), dispatch (`dispatch.rs`), operator
-//! routes, the gateway to the platform's own services (`gateway.rs`), host routing for `{name}.{dispatch_domain}`, and a byte cap on every request
+//! routes, the web page (`ui.rs`), the gateway to the platform's own services
+//! (`gateway.rs`), host routing for `{name}.{dispatch_domain}`, and a byte cap on every request
 //! body. Errors become the envelope in `error.rs`, and nowhere else.
 
 mod auth;
@@ -9,6 +10,7 @@ mod gateway;
 mod operator;
 mod script;
 mod sessions;
+mod ui;
 mod upload;
 
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, put};
+use axum::routing::{any, get, post, put};
 use http_body_util::Limited;
 
 use crate::config::Config;
@@ -59,6 +61,11 @@ pub fn router(state: AppState) -> Router {
         .route("/dispatch/{name}", any(dispatch::by_path))
         .route("/dispatch/{name}/", any(dispatch::by_path))
         .route("/dispatch/{name}/{*path}", any(dispatch::by_path));
+    let page = Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/app.js", get(ui::app_js))
+        .route("/ui/style.css", get(ui::style_css))
+        .route("/ui/initialize", post(ui::initialize));
     let operator = Router::new()
         .route("/healthz", get(operator::healthz))
         .route("/metrics", get(operator::metrics));
@@ -66,6 +73,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(management)
         .merge(dispatch)
+        .merge(page)
         .merge(operator)
         // Everything else is the gateway's: the platform's own services, or 404.
         .fallback(gateway::handle)
