@@ -59,6 +59,9 @@ pub struct Config {
     /// Let the web page's **Initialize** (demo customer + `hello`) run for requests from
     /// anywhere, not only from this machine.
     pub allow_remote_initialize: bool,
+    /// How often metered usage is written to the store, in milliseconds (and at
+    /// shutdown).
+    pub usage_flush_ms: u64,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
             first_party: true,
             session_cache_ms: 1000,
             allow_remote_initialize: false,
+            usage_flush_ms: 10_000,
         }
     }
 }

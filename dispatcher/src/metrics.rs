@@ -38,6 +38,18 @@ impl Outcome {
         Outcome::Overloaded,
     ];
 
+    /// The status a client gets for a run that ended so, when the script set none.
+    pub fn status(self) -> Option<u16> {
+        match self {
+            Outcome::Ok => None,
+            Outcome::ScriptError => Some(500),
+            Outcome::ExceededCpu
+            | Outcome::ExceededMemory
+            | Outcome::ExceededWallTime
+            | Outcome::Overloaded => Some(503),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",

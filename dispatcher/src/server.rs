@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
 use crate::api::{self, AppState};
+use crate::local::{self, RunningServer};
 use crate::config::Config;
 use crate::deploy::Deployer;
 use crate::metrics::Metrics;
@@ -47,6 +48,7 @@ pub async fn serve(config: Config, data_dir: &Path, demo: bool) -> anyhow::Resul
         crate::demo::print(&crate::demo::ensure(&deployer).await?, config.listen);
     }
     spawn_change_watcher(deployer.clone())?;
+    let usage_flusher = spawn_usage_flusher(deployer.clone(), config.usage_flush_ms);
 
     let listener = TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
@@ -60,7 +62,10 @@ pub async fn serve(config: Config, data_dir: &Path, demo: bool) -> anyhow::Resul
     }
 
     let header_read_timeout = config.header_read_timeout();
-    let app = api::router(AppState::new(deployer, config));
+    let operator_key = local::operator_key(data_dir)?;
+    let usage_deployer = deployer.clone();
+    RunningServer::announce(data_dir, address)?;
+    let app = api::router(AppState::new(deployer, config, operator_key));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -103,7 +108,45 @@ pub async fn serve(config: Config, data_dir: &Path, demo: bool) -> anyhow::Resul
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(10)) => {}
     }
+    RunningServer::withdraw(data_dir);
+    usage_flusher.abort();
+    flush_usage(&usage_deployer).await;
     Ok(())
+}
+
+/// Writes metered usage to the store every `every_ms`.
+fn spawn_usage_flusher(deployer: Deployer, every_ms: u64) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_millis(every_ms.max(10)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            flush_usage(&deployer).await;
+        }
+    })
+}
+
+/// One batch: everything counted since the last; put back if the store refuses it.
+async fn flush_usage(deployer: &Deployer) {
+    let batch = deployer.runtime.usage.take();
+    if batch.is_empty() {
+        return;
+    }
+    let store = deployer.store.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let written = store.add_usage(&batch);
+        (batch, written)
+    })
+    .await;
+    match result {
+        Ok((_, Ok(()))) => {}
+        Ok((batch, Err(error))) => {
+            tracing::error!(%error, "writing usage failed; it is kept for the next flush");
+            deployer.runtime.usage.restore(batch);
+        }
+        Err(error) => tracing::error!(%error, "the usage flush task died"),
+    }
 }
 
 fn spawn_change_watcher(deployer: Deployer) -> anyhow::Result<()> {

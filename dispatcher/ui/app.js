@@ -1,1 +1,531 @@
+// The customer web page: sign in with a token, Initialize the demo, list, upload and
+// delete scripts, and tail one script's invocations live. Plain JavaScript, no build step.
+//
+// Everything the server sends is inserted with textContent (never innerHTML), and the
+// token lives only in sessionStorage: never in the URL, never in localStorage, never logged.
+"use strict";
 
+const TOKEN_KEY = "dispatcher.customer-token";
+const TOKEN_HEADER = "X-Customer-Token";
+// The tail view keeps at most this many rows; older ones are dropped.
+const MAX_TAIL_ROWS = 200;
+
+const $ = (selector) => document.querySelector(selector);
+
+// ---------------------------------------------------------------------------------------
+// Talking to the API
+
+/** An API failure carrying the envelope's error code and human message. */
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/**
+ * Calls the API and returns the envelope's `data` (with the HTTP status), or throws an
+ * ApiError with the envelope's message. Answers that are not the JSON envelope (a proxy's
+ * error page, a dropped connection) become an ApiError too, so callers handle one kind.
+ */
+async function api(method, path, { body, auth = true, signal } = {}) {
+  const headers = {};
+  if (auth) headers[TOKEN_HEADER] = token();
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body, signal, cache: "no-store" });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, "network", "The server could not be reached. Is it running?");
+  }
+  return { status: response.status, data: await envelopeData(response) };
+}
+
+/** The `data` of an envelope response, or throws its error as an ApiError. */
+async function envelopeData(response) {
+  let envelope = null;
+  try {
+    envelope = await response.json();
+  } catch {
+    // Not JSON: handled below from the status alone.
+  }
+  if (envelope && envelope.ok === true) return envelope.data;
+  if (envelope && envelope.ok === false && envelope.error) {
+    throw new ApiError(response.status, envelope.error.code, envelope.error.message);
+  }
+  const reason = response.statusText ? ` ${response.statusText}` : "";
+  throw new ApiError(response.status, "http_" + response.status,
+    `The server answered ${response.status}${reason}.`);
+}
+
+// ---------------------------------------------------------------------------------------
+// Small DOM helpers
+
+/** Creates an element with a class and text (inserted as text, never parsed as HTML). */
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+function showMessage(node, text) {
+  node.textContent = text;
+  node.hidden = false;
+}
+
+function hideMessage(node) {
+  node.textContent = "";
+  node.hidden = true;
+}
+
+/** Shows an API error: its message, with a short title for the codes a user can fix. */
+function showError(node, error) {
+  if (error instanceof ApiError) {
+    const title = ERROR_TITLES[error.code];
+    node.replaceChildren();
+    if (title) node.append(el("strong", null, title), " ");
+    node.append(error.message);
+    node.hidden = false;
+  } else {
+    showMessage(node, "Something went wrong: " + error.message);
+  }
+}
+
+const ERROR_TITLES = {
+  invalid_wasm: "Not a valid component.",
+  invalid_name: "Invalid name.",
+  bad_request: "Bad request.",
+  too_large: "Too large.",
+  name_taken: "Name taken.",
+  unauthorized: "Not signed in.",
+  forbidden: "Not allowed.",
+};
+
+function humanSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KiB", "MiB", "GiB"];
+  let value = bytes;
+  let unit = -1;
+  do {
+    value /= 1024;
+    unit += 1;
+  } while (value >= 1024 && unit < units.length - 1);
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** A `<time>` showing an RFC 3339 timestamp in the reader's local time. */
+function timeElement(iso, withDate) {
+  const node = el("time");
+  node.dateTime = iso;
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) {
+    node.textContent = iso;
+  } else {
+    node.textContent = withDate ? date.toLocaleString() : date.toLocaleTimeString();
+    node.title = iso;
+  }
+  return node;
+}
+
+// ---------------------------------------------------------------------------------------
+// Signing in and out
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+/** Checks a token by listing its scripts; keeps it only when the server accepts it. */
+async function signIn(candidate) {
+  const errorNode = $("#sign-in-error");
+  hideMessage(errorNode);
+  candidate = candidate.trim();
+  let scripts;
+  try {
+    const response = await fetch("/scripts", {
+      headers: { [TOKEN_HEADER]: candidate },
+      cache: "no-store",
+    });
+    scripts = await envelopeData(response);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      showMessage(errorNode, "That token was not accepted. Check it and try again.");
+    } else {
+      showError(errorNode, error);
+    }
+    return;
+  }
+  // Signing in as another customer (a demo button while signed in) starts afresh.
+  stopTail();
+  $("#tail-section").hidden = true;
+  sessionStorage.setItem(TOKEN_KEY, candidate);
+  $("#token").value = "";
+  render();
+  renderScripts(scripts);
+}
+
+function signOut(reason) {
+  stopTail();
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("#scripts tbody").replaceChildren();
+  $("#tail-events").replaceChildren();
+  $("#tail-section").hidden = true;
+  hideMessage($("#upload-status"));
+  hideMessage($("#upload-error"));
+  $("#upload-form").reset();
+  render();
+  if (reason) showMessage($("#sign-in-error"), reason);
+}
+
+/** Shows the sections for the current state: signed in or out. */
+function render() {
+  const signedIn = token() !== null;
+  $("#session").hidden = !signedIn;
+  $("#signed-out").hidden = signedIn;
+  $("#scripts-section").hidden = !signedIn;
+  $("#upload-section").hidden = !signedIn;
+  if (signedIn) hideMessage($("#sign-in-error"));
+}
+
+/** Any request answered 401 after sign-in: the token was rotated or its customer removed. */
+function handleAuthFailure(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    signOut("Your token is no longer accepted. Sign in again.");
+    return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------
+// Initialize (the demo)
+
+async function initialize() {
+  const button = $("#initialize");
+  const result = $("#initialize-result");
+  const errorNode = $("#initialize-error");
+  hideMessage(errorNode);
+  result.replaceChildren();
+  button.disabled = true;
+  try {
+    const { data } = await api("POST", "/ui/initialize", { auth: false });
+    renderDemo(data);
+  } catch (error) {
+    showError(errorNode, error);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function renderDemo({ customers, script }) {
+  const result = $("#initialize-result");
+  const link = el("a", null, `/dispatch/${script}/`);
+  link.href = `/dispatch/${encodeURIComponent(script)}/`;
+  link.target = "_blank";
+  link.rel = "noopener";
+  if (customers.length === 0) {
+    const note = el("p", null,
+      "The demo already exists; its tokens were shown when it was created. Its script is at ");
+    note.append(link, ".");
+    result.append(note);
+    return;
+  }
+  const intro = el("p", null, `Created ${customers.length === 1 ? "a demo customer" :
+    customers.length + " demo customers"}, each owning the script `);
+  intro.append(el("code", null, script), " (", link, "). Tokens are shown ",
+    el("strong", null, "only once"), ": keep them now.");
+  result.append(intro);
+
+  const list = el("ul", "demo-customers");
+  for (const customer of customers) {
+    const item = el("li");
+    item.dataset.customerId = customer.id;
+    item.append(
+      el("span", "demo-customer-name", customer.name),
+      el("code", "demo-token", customer.token),
+    );
+    const use = el("button", "secondary", `Sign in as ${customer.name}`);
+    use.type = "button";
+    use.addEventListener("click", () => signIn(customer.token));
+    item.append(use);
+    list.append(item);
+  }
+  result.append(list);
+}
+
+// ---------------------------------------------------------------------------------------
+// The script list
+
+async function refreshScripts() {
+  const errorNode = $("#scripts-error");
+  try {
+    const { data } = await api("GET", "/scripts");
+    hideMessage(errorNode);
+    renderScripts(data);
+  } catch (error) {
+    if (!handleAuthFailure(error)) showError(errorNode, error);
+  }
+}
+
+function renderScripts(scripts) {
+  const body = $("#scripts tbody");
+  body.replaceChildren(...scripts.map(scriptRow));
+  $("#scripts-empty").hidden = scripts.length > 0;
+  const owner = scripts.length > 0 ? scripts[0].customer_id : null;
+  $("#session-label").textContent = owner ? `Signed in as customer ${owner}` : "Signed in";
+}
+
+function scriptRow(script) {
+  const row = el("tr");
+  row.dataset.script = script.name;
+
+  const nameCell = el("td", "name");
+  const link = el("a", null, script.name);
+  link.href = `/dispatch/${encodeURIComponent(script.name)}/`;
+  link.target = "_blank";
+  link.rel = "noopener";
+  link.title = "Open in a new tab";
+  link.className = "open";
+  nameCell.append(link);
+
+  // Every script carries its owner's `customer_id:<id>` tag; show only the chosen ones.
+  const tagsCell = el("td", "tags");
+  const ownerTag = `customer_id:${script.customer_id}`;
+  for (const tag of script.tags.filter((t) => t !== ownerTag)) {
+    tagsCell.append(el("span", "tag", tag));
+  }
+
+  const sizeCell = el("td", "size num", humanSize(script.size));
+  sizeCell.title = `${script.size} bytes, sha256 ${script.sha256}`;
+
+  const updatedCell = el("td", "updated");
+  updatedCell.append(timeElement(script.updated_at, true));
+
+  const actions = el("td", "actions");
+  const tail = el("button", "tail secondary", "Tail");
+  tail.type = "button";
+  tail.setAttribute("aria-label", `Tail ${script.name}`);
+  tail.addEventListener("click", () => startTail(script.name));
+  const remove = el("button", "delete danger", "Delete");
+  remove.type = "button";
+  remove.setAttribute("aria-label", `Delete ${script.name}`);
+  remove.addEventListener("click", () => deleteScript(script.name));
+  actions.append(tail, remove);
+
+  row.append(nameCell, tagsCell, sizeCell, updatedCell, actions);
+  return row;
+}
+
+async function deleteScript(name) {
+  if (!confirm(`Delete the script "${name}"? Its URL stops answering at once.`)) return;
+  const errorNode = $("#scripts-error");
+  try {
+    await api("DELETE", `/script/${encodeURIComponent(name)}`);
+    hideMessage(errorNode);
+    if (tailing && tailing.name === name) stopTail();
+  } catch (error) {
+    if (handleAuthFailure(error)) return;
+    showError(errorNode, error);
+  }
+  await refreshScripts();
+}
+
+// ---------------------------------------------------------------------------------------
+// Uploading
+
+/** A valid script name (`^[a-z0-9][a-z0-9-]{0,62}$`) derived from a file name. */
+function nameFromFile(fileName) {
+  return fileName
+    .replace(/\.wasm$/i, "")
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 63);
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const status = $("#upload-status");
+  const errorNode = $("#upload-error");
+  hideMessage(status);
+  hideMessage(errorNode);
+
+  const file = $("#upload-file").files[0];
+  const name = $("#upload-name").value.trim();
+  const tags = $("#upload-tags").value.split(",").map((t) => t.trim()).filter(Boolean);
+
+  // The Workers for Platforms upload shape: a `metadata` JSON part naming the module
+  // part (`main_module`), and the module part itself under that name.
+  const form = new FormData();
+  form.append("metadata", JSON.stringify({ main_module: file.name, tags }));
+  form.append(file.name, file, file.name);
+
+  const button = $("#upload-submit");
+  button.disabled = true;
+  try {
+    const { status: code, data } = await api("PUT", `/script/${encodeURIComponent(name)}`,
+      { body: form });
+    showMessage(status, `Uploaded ${data.name} (${code === 201 ? "created" : "replaced"}).`);
+    $("#upload-form").reset();
+    await refreshScripts();
+  } catch (error) {
+    if (!handleAuthFailure(error)) showError(errorNode, error);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Live tail
+//
+// `GET /script/{name}/tail` is a `text/event-stream`, but EventSource cannot send the
+// token header, so the stream is read with fetch(): events are separated by a blank line,
+// `data:` lines carry one JSON invocation event, lines starting with `:` are comments.
+
+/** The tail being shown: `{ name, controller }`, or null. */
+let tailing = null;
+
+async function startTail(name) {
+  stopTail();
+  const controller = new AbortController();
+  tailing = { name, controller };
+  $("#tail-name").textContent = name;
+  $("#tail-events").replaceChildren();
+  $("#tail-empty").hidden = false;
+  $("#tail-stop").disabled = false;
+  $("#tail-section").hidden = false;
+  setTailStatus("Connecting…");
+  $("#tail-section").scrollIntoView({ behavior: "smooth", block: "start" });
+
+  try {
+    const response = await fetch(`/script/${encodeURIComponent(name)}/tail`, {
+      headers: { [TOKEN_HEADER]: token(), Accept: "text/event-stream" },
+      signal: controller.signal,
+      cache: "no-store",
+    });
+    if (!response.ok) await envelopeData(response); // throws the envelope's error
+    await readEvents(response.body, controller.signal);
+    if (tailing && tailing.controller === controller) {
+      setTailStatus("The stream ended (the server closed it).");
+      finishTail();
+    }
+  } catch (error) {
+    if (error.name === "AbortError") return; // stopped on purpose
+    if (tailing && tailing.controller === controller) {
+      finishTail();
+      if (handleAuthFailure(error)) return;
+      setTailStatus(error instanceof ApiError ? error.message
+        : "The connection was lost: " + error.message, true);
+    }
+  }
+}
+
+/** Reads server-sent events from `body` until it ends or `signal` aborts. */
+async function readEvents(body, signal) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  signal.addEventListener("abort", () => reader.cancel().catch(() => {}));
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    // Each complete event ends with a blank line; the last piece may be incomplete.
+    const blocks = buffer.split(/\r?\n\r?\n/);
+    buffer = blocks.pop();
+    for (const block of blocks) handleEventBlock(block);
+  }
+}
+
+function handleEventBlock(block) {
+  const data = [];
+  for (const line of block.split(/\r?\n/)) {
+    if (line.startsWith(":")) {
+      setTailStatus("Connected: waiting for requests to this script.");
+    } else if (line.startsWith("data:")) {
+      data.push(line.slice(5).replace(/^ /, ""));
+    }
+  }
+  if (data.length === 0) return;
+  try {
+    addTailRow(JSON.parse(data.join("\n")));
+  } catch {
+    // A malformed event is skipped rather than ending the stream.
+  }
+}
+
+function addTailRow(event) {
+  const row = el("tr", "tail-event");
+  const outcome = String(event.outcome ?? "unknown");
+  const failed = outcome !== "ok";
+  if (failed) row.classList.add("failed");
+  row.dataset.path = event.path;
+  row.dataset.status = event.status ?? "";
+  row.dataset.outcome = outcome;
+
+  const time = el("td", "time");
+  time.append(timeElement(event.time, false));
+  const logs = el("td", "logs");
+  for (const line of event.logs ?? []) logs.append(el("div", "log-line", line));
+
+  row.append(
+    time,
+    el("td", "method", event.method),
+    el("td", "path", event.path),
+    el("td", "status num", event.status ?? "—"),
+    el("td", "outcome " + (failed ? "bad" : "good"), outcome.replaceAll("_", " ")),
+    el("td", "cpu num", formatMs(event.cpu_ms)),
+    el("td", "wall num", formatMs(event.wall_ms)),
+    logs,
+  );
+  const events = $("#tail-events");
+  events.prepend(row);
+  while (events.rows.length > MAX_TAIL_ROWS) events.deleteRow(-1);
+  $("#tail-empty").hidden = true;
+}
+
+function formatMs(ms) {
+  if (typeof ms !== "number") return "—";
+  return `${ms < 10 ? ms.toFixed(2) : ms.toFixed(0)} ms`;
+}
+
+function setTailStatus(text, isError = false) {
+  const status = $("#tail-status");
+  status.textContent = text;
+  status.classList.toggle("error", isError);
+}
+
+/** The tail is over (ended, failed or stopped): the Stop button has nothing to stop. */
+function finishTail() {
+  tailing = null;
+  $("#tail-stop").disabled = true;
+}
+
+function stopTail() {
+  if (!tailing) return;
+  tailing.controller.abort();
+  finishTail();
+  setTailStatus("Stopped.");
+}
+
+// ---------------------------------------------------------------------------------------
+// Wiring
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#sign-in-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    signIn($("#token").value);
+  });
+  $("#sign-out").addEventListener("click", () => signOut());
+  $("#initialize").addEventListener("click", initialize);
+  $("#refresh").addEventListener("click", refreshScripts);
+  $("#upload-form").addEventListener("submit", upload);
+  $("#upload-file").addEventListener("change", () => {
+    const file = $("#upload-file").files[0];
+    const nameInput = $("#upload-name");
+    if (file && !nameInput.value) nameInput.value = nameFromFile(file.name);
+  });
+  $("#tail-stop").addEventListener("click", stopTail);
+
+  render();
+  if (token() !== null) refreshScripts();
+});

@@ -18,3 +18,4 @@ mod sandbox;
 mod scripts;
 mod services;
 mod showcase;
+mod web_page;

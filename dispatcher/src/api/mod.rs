@@ -10,8 +10,10 @@ mod gateway;
 mod operator;
 mod script;
 mod sessions;
+mod tail;
 mod ui;
 mod upload;
+mod usage;
 
 use std::sync::Arc;
 
@@ -35,12 +37,15 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The gateway's memory of verified sessions.
     pub sessions: Arc<SessionCache>,
+    /// The key of the operator's routes (`local.rs`).
+    pub operator_key: Arc<str>,
 }
 
 impl AppState {
-    pub fn new(deployer: Deployer, config: Config) -> AppState {
+    pub fn new(deployer: Deployer, config: Config, operator_key: String) -> AppState {
         AppState {
             deployer,
+            operator_key: operator_key.into(),
             sessions: Arc::new(SessionCache::new(config.session_cache())),
             config: Arc::new(config),
         }
@@ -56,7 +61,9 @@ pub fn router(state: AppState) -> Router {
                 .delete(script::delete_script),
         )
         .route("/script/{name}/tags", put(script::put_tags))
-        .route("/scripts", get(script::list_scripts));
+        .route("/script/{name}/tail", get(tail::customer_tail))
+        .route("/scripts", get(script::list_scripts))
+        .route("/usage", get(usage::usage));
     let dispatch = Router::new()
         .route("/dispatch/{name}", any(dispatch::by_path))
         .route("/dispatch/{name}/", any(dispatch::by_path))
@@ -68,7 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/initialize", post(ui::initialize));
     let operator = Router::new()
         .route("/healthz", get(operator::healthz))
-        .route("/metrics", get(operator::metrics));
+        .route("/metrics", get(operator::metrics))
+        .route("/operator/tail", get(tail::operator_tail));
 
     Router::new()
         .merge(management)

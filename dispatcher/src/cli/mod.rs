@@ -7,6 +7,8 @@ mod limits;
 mod outbound;
 mod platform;
 mod script;
+mod tail;
+mod usage;
 
 use std::path::PathBuf;
 
@@ -56,6 +58,10 @@ enum Command {
     /// Where a script's outgoing requests may go.
     #[command(subcommand)]
     Outbound(outbound::OutboundCommand),
+    /// Follow the runs of a script (or of all) on the running server.
+    Tail(tail::TailArgs),
+    /// Metered usage per script (invocations, errors, CPU, wall time, subrequests, memory).
+    Usage(usage::UsageArgs),
     /// The platform's own services (auth, billing, ...).
     #[command(subcommand)]
     Platform(platform::PlatformCommand),
@@ -84,6 +90,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Script(command) => runtime()?.block_on(script::run(&cli.data, command)),
         Command::Limits(command) => limits::run(&cli.data, command),
         Command::Outbound(command) => outbound::run(&cli.data, command),
+        Command::Tail(args) => runtime()?.block_on(tail::run(&cli.data, args)),
+        Command::Usage(args) => usage::run(&cli.data, args),
         Command::Platform(command) => runtime()?.block_on(platform::run(&cli.data, command)),
         Command::Demo { json } => runtime()?.block_on(async {
             let config = Config::default();

@@ -23,6 +23,7 @@ use super::capture::LogCapture;
 use super::cpu::Metered;
 use super::limits::{self, Budget, LimitExceeded};
 use super::outbound::SendResult;
+use super::report::RunReport;
 use super::{Host, LoadedScript, Runtime};
 use crate::metrics::Outcome;
 
@@ -111,6 +112,7 @@ impl Runtime {
         budget: Arc<Budget>,
         params: WorkerParams,
     ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
+        let report = RunReport::new(self, &script, &request);
         let logs = LogCapture::new(self.log_capacity);
         let deadline = budget.deadline;
         let host = Host::new(self.clone(), script.clone(), &logs, budget.clone(), params);
@@ -133,6 +135,8 @@ impl Runtime {
         };
 
         let metered_budget = budget.clone();
+        let reported_budget = budget.clone();
+        let task_report = report.clone();
         let logged_script = script.clone();
         let run = async move {
             let proxy = script
@@ -158,11 +162,14 @@ impl Runtime {
                 Ok(result) => result,
                 Err(_) => Err(InvokeError::WallTime),
             };
-            log_console(&logged_script, &logs, result.as_ref().err());
+            let failure = result.as_ref().err();
+            let lines = log_console(&logged_script, &logs, failure);
+            let lines = if task_report.wants_logs() { lines } else { Vec::new() };
+            task_report.finished(failure.map(InvokeError::outcome), &reported_budget, lines);
             result
         });
 
-        match receiver.await {
+        let answer = match receiver.await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(InvokeError::ScriptError(format!(
                 "the script answered with an error: {code:?}"
@@ -177,7 +184,12 @@ impl Runtime {
                     "the script task died: {join}"
                 ))),
             },
+        };
+        match &answer {
+            Ok(response) => report.answered(response.status().as_u16()),
+            Err(failure) => report.failed(failure.outcome()),
         }
+        answer
     }
 }
 
@@ -200,11 +212,17 @@ fn describe_failure(error: wasmtime::Error, budget: &Budget, context: &str) -> I
     InvokeError::ScriptError(format!("{context}{error:#}"))
 }
 
-/// Logs what the script printed, one event per line, tagged with the script's name.
-fn log_console(script: &LoadedScript, logs: &LogCapture, failure: Option<&InvokeError>) {
+/// Logs what the script printed, one event per line, tagged with the script's name;
+/// returns the lines.
+fn log_console(
+    script: &LoadedScript,
+    logs: &LogCapture,
+    failure: Option<&InvokeError>,
+) -> Vec<String> {
     let captured = logs.take();
     let text = String::from_utf8_lossy(&captured.text);
-    for line in text.lines() {
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for line in &lines {
         tracing::info!(target: "script", script = %script.name, namespace = %script.namespace, "{line}");
     }
     if captured.dropped_bytes > 0 {
@@ -213,6 +231,7 @@ fn log_console(script: &LoadedScript, logs: &LogCapture, failure: Option<&Invoke
     if let Some(failure) = failure {
         tracing::warn!(target: "script", script = %script.name, namespace = %script.namespace, %failure, "request failed");
     }
+    lines
 }
 
 /// A whole request body the host itself sends a script (the gateway's session check,

@@ -156,6 +156,16 @@ impl Budget {
         Ok(())
     }
 
+    /// Outgoing requests and service calls made by this run and its callees.
+    pub fn subrequests_used(&self) -> u32 {
+        self.subrequests_used.load(Ordering::Relaxed)
+    }
+
+    /// The run's memories and tables, in bytes; they never shrink, so also its peak.
+    pub fn memory_used(&self) -> usize {
+        self.memory_used.load(Ordering::Relaxed)
+    }
+
     /// Whether the memory limiter refused a growth during this run.
     pub fn memory_refused(&self) -> bool {
         self.memory_refused.load(Ordering::Relaxed)

@@ -14,6 +14,9 @@ mod index;
 mod invoke;
 mod limits;
 mod outbound;
+mod report;
+pub mod tail;
+pub mod usage;
 mod validate;
 
 use std::sync::Arc;
@@ -79,6 +82,10 @@ pub struct Runtime {
     pub index: Arc<ScriptIndex>,
     kv: Arc<bindings::kv::KvStore>,
     sql: bindings::sql::SqlDatabases,
+    /// Live tails of scripts' runs.
+    pub tails: Arc<tail::TailHub>,
+    /// Every run's cost, per script and minute, until flushed to the store.
+    pub usage: usage::UsageMeter,
 }
 
 impl Runtime {
@@ -106,6 +113,8 @@ impl Runtime {
             index: Arc::default(),
             kv: Arc::new(bindings::kv::KvStore::open(data_dir)?),
             sql: bindings::sql::SqlDatabases::new(data_dir, config.sql),
+            tails: Arc::default(),
+            usage: usage::UsageMeter::default(),
         })
     }
 

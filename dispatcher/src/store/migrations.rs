@@ -22,6 +22,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "script_settings",
         include_str!("../../../migrations/0003_script_settings.sql"),
     ),
+    (
+        4,
+        "usage",
+        include_str!("../../../migrations/0004_usage.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

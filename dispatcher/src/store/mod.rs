@@ -12,6 +12,7 @@ mod migrations;
 mod scripts;
 mod secrets;
 mod settings;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -23,6 +24,7 @@ pub use bindings::{BindingSpec, BindingView, ResolvedBindings};
 pub use customers::{Customer, IssuedToken};
 pub use scripts::{ScriptHead, ScriptRecord, Upload};
 pub use settings::{LimitOverrides, OutboundPolicy, ScriptSettings};
+pub use usage::{UsageCounters, UsageKey};
 
 /// Namespace of scripts uploaded by customers.
 pub const CUSTOMER_NAMESPACE: &str = "customers";

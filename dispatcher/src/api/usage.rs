@@ -1,0 +1,38 @@
+//! `GET /usage?since=..`: the caller's metering per script — invocations, errors by
+//! outcome, CPU and wall milliseconds, subrequests, peak memory — in total and per
+//! minute. What the server counted but has not flushed yet is included, so the numbers
+//! are exact at any moment.
+
+use std::time::SystemTime;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::AppState;
+use super::auth::Customer;
+use super::error::{ApiError, ok};
+use crate::deploy::blocking;
+use crate::runtime::usage::{parse_since, per_script};
+
+#[derive(serde::Deserialize)]
+pub struct UsageQuery {
+    since: Option<String>,
+}
+
+pub async fn usage(
+    State(state): State<AppState>,
+    Customer(customer): Customer,
+    Query(query): Query<UsageQuery>,
+) -> Result<Response, ApiError> {
+    let since =
+        parse_since(query.since.as_deref(), SystemTime::now()).map_err(ApiError::BadRequest)?;
+    let store = state.deployer.store.clone();
+    let id = customer.id.clone();
+    let mut rows = blocking(move || Ok(store.usage(Some(&id), since)?)).await?;
+    rows.extend(state.deployer.runtime.usage.pending(Some(&customer.id), since));
+    Ok(ok(
+        StatusCode::OK,
+        serde_json::json!({ "since": since, "scripts": per_script(rows) }),
+    ))
+}

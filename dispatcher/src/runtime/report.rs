@@ -1,0 +1,150 @@
+//! The report of one run, put together from its two sides — the request side learns the
+//! status the client got (or the failure it got instead), the run's own task learns the
+//! outcome, CPU, memory, subrequests and console lines — and delivered when the second
+//! of them is done with it (the report is shared, and sent when dropped): to usage
+//! metering always, and as a tail event when someone follows the script.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::limits::Budget;
+use super::tail::TailEvent;
+use super::usage::RunCost;
+use super::{LoadedScript, Runtime};
+use crate::metrics::Outcome;
+use crate::store::UsageKey;
+
+pub struct RunReport {
+    runtime: Arc<Runtime>,
+    script: Arc<LoadedScript>,
+    began: SystemTime,
+    started: Instant,
+    /// Method and path, kept only when someone tails the script.
+    request: Option<(String, String)>,
+    state: Mutex<Sides>,
+}
+
+#[derive(Default)]
+struct Sides {
+    /// The status of the response the script set.
+    status: Option<u16>,
+    /// Why the client got no response from the script, as the request side saw it.
+    request_failure: Option<Outcome>,
+    finished: Option<Finished>,
+}
+
+/// What the run's task knows when the guest is done.
+struct Finished {
+    failure: Option<Outcome>,
+    cpu_us: u64,
+    wall_us: u64,
+    subrequests: u32,
+    memory_bytes: u64,
+    logs: Vec<String>,
+}
+
+impl RunReport {
+    /// The report of a run of `script` for `request`, starting now.
+    pub fn new<B>(
+        runtime: &Arc<Runtime>,
+        script: &Arc<LoadedScript>,
+        request: &hyper::Request<B>,
+    ) -> Arc<RunReport> {
+        let tailed = runtime.tails.follows(script);
+        Arc::new(RunReport {
+            runtime: runtime.clone(),
+            script: script.clone(),
+            began: SystemTime::now(),
+            started: Instant::now(),
+            request: tailed.then(|| {
+                (
+                    request.method().to_string(),
+                    request.uri().path().to_string(),
+                )
+            }),
+            state: Mutex::default(),
+        })
+    }
+
+    /// Whether the console lines are wanted (someone tails the script).
+    pub fn wants_logs(&self) -> bool {
+        self.request.is_some()
+    }
+
+    /// The request side: the script answered with `status`.
+    pub fn answered(&self, status: u16) {
+        self.state.lock().expect("report lock").status = Some(status);
+    }
+
+    /// The request side: the client got `failure` instead of the script's answer.
+    pub fn failed(&self, failure: Outcome) {
+        self.state.lock().expect("report lock").request_failure = Some(failure);
+    }
+
+    /// The run's task: the guest is done, with `failure` if it failed.
+    pub fn finished(&self, failure: Option<Outcome>, budget: &Budget, logs: Vec<String>) {
+        let finished = Finished {
+            failure,
+            cpu_us: budget.cpu_used().as_micros() as u64,
+            wall_us: self.started.elapsed().as_micros() as u64,
+            subrequests: budget.subrequests_used(),
+            memory_bytes: budget.memory_used() as u64,
+            logs,
+        };
+        self.state.lock().expect("report lock").finished = Some(finished);
+    }
+}
+
+impl Drop for RunReport {
+    fn drop(&mut self) {
+        let sides = std::mem::take(self.state.get_mut().expect("report lock"));
+        let Some(finished) = sides.finished else {
+            return;
+        };
+        let outcome = finished
+            .failure
+            .or(sides.request_failure)
+            .unwrap_or(Outcome::Ok);
+        let minute = self
+            .began
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64 / 60 * 60);
+        self.runtime.usage.record(
+            UsageKey {
+                namespace: self.script.namespace.clone(),
+                script: self.script.name.clone(),
+                customer_id: self.script.customer_id.clone(),
+                minute,
+            },
+            &RunCost {
+                outcome,
+                cpu_us: finished.cpu_us,
+                wall_us: finished.wall_us,
+                subrequests: u64::from(finished.subrequests),
+                memory_bytes: finished.memory_bytes,
+            },
+        );
+        let Some((method, path)) = self.request.take() else {
+            return;
+        };
+        let status = sides.status.or_else(|| outcome.status());
+        self.runtime.tails.publish(
+            &self.script,
+            TailEvent {
+                time: humantime::format_rfc3339_millis(self.began).to_string(),
+                script: self.script.name.clone(),
+                namespace: self.script.namespace.clone(),
+                customer_id: self.script.customer_id.clone(),
+                method,
+                path,
+                status,
+                outcome: outcome.as_str(),
+                cpu_ms: finished.cpu_us as f64 / 1000.0,
+                wall_ms: finished.wall_us as f64 / 1000.0,
+                subrequests: finished.subrequests,
+                memory_bytes: finished.memory_bytes,
+                logs: finished.logs,
+            },
+        );
+    }
+}
