@@ -62,6 +62,20 @@ impl Outcome {
     }
 }
 
+/// Upper bounds, in seconds, of the run-duration histogram's buckets.
+const DURATION_BOUNDS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0,
+];
+
+/// A Prometheus histogram of run durations, in atomics.
+#[derive(Default)]
+struct DurationHistogram {
+    /// Runs at or under each bound (not cumulative; summed when rendered).
+    buckets: [Counter; DURATION_BOUNDS.len()],
+    count: Counter,
+    sum_us: AtomicU64,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     pub compiles: Counter,
@@ -69,12 +83,25 @@ pub struct Metrics {
     pub artifact_rebuilds: Counter,
     requests: [Counter; Outcome::ALL.len()],
     pub scripts_loaded: AtomicU64,
+    durations: DurationHistogram,
 }
 
 impl Metrics {
     pub fn request(&self, outcome: Outcome) {
         let i = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
         self.requests[i].inc();
+    }
+
+    /// A finished run took `wall` from start to its last instruction.
+    pub fn run_duration(&self, wall: std::time::Duration) {
+        let seconds = wall.as_secs_f64();
+        if let Some(i) = DURATION_BOUNDS.iter().position(|bound| seconds <= *bound) {
+            self.durations.buckets[i].inc();
+        }
+        self.durations.count.inc();
+        self.durations
+            .sum_us
+            .fetch_add(wall.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn render(&self) -> String {
@@ -119,6 +146,32 @@ impl Metrics {
              # TYPE dispatcher_scripts_loaded gauge\ndispatcher_scripts_loaded {}",
             self.scripts_loaded.load(Ordering::Relaxed)
         );
+        let name = "dispatcher_run_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Wall time of script runs, from instantiation to the guest's return.\n\
+             # TYPE {name} histogram"
+        );
+        let mut cumulative = 0;
+        for (bound, bucket) in DURATION_BOUNDS.iter().zip(&self.durations.buckets) {
+            cumulative += bucket.get();
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let count = self.durations.count.get();
+        let sum = self.durations.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
         out
+    }
+
+    /// Gauges of the engine's instance pool: instances and linear memories in use.
+    pub fn render_pool(out: &mut String, instances: u64, memories: usize) {
+        let _ = writeln!(
+            out,
+            "# HELP dispatcher_instances_in_use Component instances alive in the pooling allocator.\n\
+             # TYPE dispatcher_instances_in_use gauge\ndispatcher_instances_in_use {instances}\n\
+             # HELP dispatcher_memories_in_use Linear memories alive in the pooling allocator.\n\
+             # TYPE dispatcher_memories_in_use gauge\ndispatcher_memories_in_use {memories}"
+        );
     }
 }

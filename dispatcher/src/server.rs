@@ -7,18 +7,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use axum::extract::ConnectInfo;
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
 use crate::api::{self, AppState};
-use crate::local::{self, RunningServer};
 use crate::config::Config;
 use crate::deploy::Deployer;
+use crate::local::{self, RunningServer};
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::store::Store;

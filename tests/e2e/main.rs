@@ -11,6 +11,7 @@ mod dispatch;
 mod first_party;
 mod gateway;
 mod limits;
+mod observability;
 mod outbound;
 mod persistence;
 mod platform_module;

@@ -30,8 +30,8 @@ pub async fn customer_tail(
 ) -> Result<Response, ApiError> {
     let store = state.deployer.store.clone();
     let (script, owner) = (name.clone(), customer.id.clone());
-    let found = blocking(move || Ok(store.get_script(CUSTOMER_NAMESPACE, &script, Some(&owner))?))
-        .await?;
+    let found =
+        blocking(move || Ok(store.get_script(CUSTOMER_NAMESPACE, &script, Some(&owner))?)).await?;
     if found.is_none() {
         return Err(ApiError::ScriptNotFound(name));
     }

@@ -18,7 +18,8 @@ const APP_JS: &str = include_str!("../../ui/app.js");
 const STYLE_CSS: &str = include_str!("../../ui/style.css");
 
 /// Pages and scripts may come only from this server; nothing may frame the page.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (

@@ -30,7 +30,13 @@ pub async fn usage(
     let store = state.deployer.store.clone();
     let id = customer.id.clone();
     let mut rows = blocking(move || Ok(store.usage(Some(&id), since)?)).await?;
-    rows.extend(state.deployer.runtime.usage.pending(Some(&customer.id), since));
+    rows.extend(
+        state
+            .deployer
+            .runtime
+            .usage
+            .pending(Some(&customer.id), since),
+    );
     Ok(ok(
         StatusCode::OK,
         serde_json::json!({ "since": since, "scripts": per_script(rows) }),

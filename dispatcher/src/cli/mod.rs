@@ -28,6 +28,16 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "./data", env = "DISPATCHER_DATA")]
     data: PathBuf,
 
+    /// How logs are written to stderr: `text`, or `json` (one object per line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "DISPATCHER_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -72,8 +82,25 @@ enum Command {
     },
 }
 
-pub fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Cli {
+    /// The command line of this process.
+    pub fn from_args() -> Cli {
+        Cli::parse()
+    }
+
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
             listen,

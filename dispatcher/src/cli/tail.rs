@@ -32,7 +32,8 @@ pub async fn run(data: &std::path::Path, args: TailArgs) -> anyhow::Result<()> {
     let stream = tokio::net::TcpStream::connect(server.address)
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the server at {}: {e}", server.address))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     let request = hyper::Request::get(path)
         .header(hyper::header::HOST, server.address.to_string())
@@ -42,7 +43,9 @@ pub async fn run(data: &std::path::Path, args: TailArgs) -> anyhow::Result<()> {
     if !response.status().is_success() {
         let body = response.into_body().collect().await?.to_bytes();
         let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let message = answer["error"]["message"].as_str().unwrap_or("the server refused");
+        let message = answer["error"]["message"]
+            .as_str()
+            .unwrap_or("the server refused");
         anyhow::bail!("{message}");
     }
     let what = args.name.as_deref().unwrap_or("every script");

@@ -21,7 +21,8 @@ pub struct UsageArgs {
 }
 
 pub fn run(data: &std::path::Path, args: UsageArgs) -> anyhow::Result<()> {
-    let since = parse_since(args.since.as_deref(), SystemTime::now()).map_err(anyhow::Error::msg)?;
+    let since =
+        parse_since(args.since.as_deref(), SystemTime::now()).map_err(anyhow::Error::msg)?;
     let store = Store::open(data)?;
     let scripts = per_script(store.usage(args.customer.as_deref(), since)?);
     if args.json {
@@ -30,13 +31,23 @@ pub fn run(data: &std::path::Path, args: UsageArgs) -> anyhow::Result<()> {
     }
     println!(
         "{:<24} {:<14} {:>11} {:>8} {:>12} {:>12} {:>11} {:>12}",
-        "SCRIPT", "CUSTOMER", "INVOCATIONS", "ERRORS", "CPU MS", "WALL MS", "SUBREQUESTS", "PEAK MEMORY"
+        "SCRIPT",
+        "CUSTOMER",
+        "INVOCATIONS",
+        "ERRORS",
+        "CPU MS",
+        "WALL MS",
+        "SUBREQUESTS",
+        "PEAK MEMORY"
     );
     for script in scripts {
         let t = script.total;
         let e = t.errors;
-        let errors =
-            e.script_error + e.exceeded_cpu + e.exceeded_memory + e.exceeded_wall_time + e.overloaded;
+        let errors = e.script_error
+            + e.exceeded_cpu
+            + e.exceeded_memory
+            + e.exceeded_wall_time
+            + e.overloaded;
         println!(
             "{:<24} {:<14} {:>11} {:>8} {:>12.1} {:>12.1} {:>11} {:>12}",
             script.script,

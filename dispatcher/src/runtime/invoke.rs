@@ -164,7 +164,11 @@ impl Runtime {
             };
             let failure = result.as_ref().err();
             let lines = log_console(&logged_script, &logs, failure);
-            let lines = if task_report.wants_logs() { lines } else { Vec::new() };
+            let lines = if task_report.wants_logs() {
+                lines
+            } else {
+                Vec::new()
+            };
             task_report.finished(failure.map(InvokeError::outcome), &reported_budget, lines);
             result
         });

@@ -118,6 +118,15 @@ impl Runtime {
         })
     }
 
+    /// Every metric, the engine's instance pool included, in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        let mut out = self.metrics.render();
+        if let Some(pool) = self.engine.pooling_allocator_metrics() {
+            Metrics::render_pool(&mut out, pool.component_instances(), pool.memories());
+        }
+        out
+    }
+
     /// Upload path: validates `wasm`, composes it with the platform module when it
     /// imports `platform:module/*`, compiles (storing the artifact) and links it.
     /// Blocking and CPU-heavy: run it on the blocking pool.

@@ -101,6 +101,9 @@ impl Drop for RunReport {
         let Some(finished) = sides.finished else {
             return;
         };
+        self.runtime
+            .metrics
+            .run_duration(std::time::Duration::from_micros(finished.wall_us));
         let outcome = finished
             .failure
             .or(sides.request_failure)

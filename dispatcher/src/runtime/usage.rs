@@ -165,8 +165,10 @@ pub struct ScriptUsage {
 /// Rows (stored and pending; the same key may come twice) grouped per script, minutes
 /// in order.
 pub fn per_script(rows: Vec<(UsageKey, UsageCounters)>) -> Vec<ScriptUsage> {
-    let mut merged: std::collections::BTreeMap<(String, String, Option<String>), std::collections::BTreeMap<i64, UsageCounters>> =
-        Default::default();
+    let mut merged: std::collections::BTreeMap<
+        (String, String, Option<String>),
+        std::collections::BTreeMap<i64, UsageCounters>,
+    > = Default::default();
     for (key, counters) in rows {
         merged
             .entry((key.namespace, key.script, key.customer_id))
