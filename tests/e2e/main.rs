@@ -12,6 +12,7 @@ mod first_party;
 mod gateway;
 mod limits;
 mod observability;
+mod openapi;
 mod outbound;
 mod persistence;
 mod platform_module;

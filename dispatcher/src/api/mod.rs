@@ -1,12 +1,14 @@
 //! The front door's routes: management (`script.rs`), dispatch (`dispatch.rs`), operator
 //! routes, the web page (`ui.rs`), the gateway to the platform's own services
-//! (`gateway.rs`), host routing for `{name}.{dispatch_domain}`, and a byte cap on every request
+//! (`gateway.rs`), `/openapi.json` generated from the handlers (`openapi.rs`), host
+//! routing for `{name}.{dispatch_domain}`, and a byte cap on every request
 //! body. Errors become the envelope in `error.rs`, and nowhere else.
 
 mod auth;
 mod dispatch;
 pub mod error;
 mod gateway;
+mod openapi;
 mod operator;
 mod script;
 mod sessions;
@@ -23,8 +25,11 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post, put};
+use axum::routing::{any, get};
 use http_body_util::Limited;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::deploy::Deployer;
@@ -53,17 +58,26 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let management = Router::new()
-        .route(
-            "/script/{name}",
-            put(script::put_script)
-                .get(script::get_script)
-                .delete(script::delete_script),
-        )
-        .route("/script/{name}/tags", put(script::put_tags))
-        .route("/script/{name}/tail", get(tail::customer_tail))
-        .route("/scripts", get(script::list_scripts))
-        .route("/usage", get(usage::usage));
+    // Management, web-page and operator routes, registered from their handlers'
+    // `#[utoipa::path]` attributes, which also make `/openapi.json`.
+    let (documented, api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(
+            script::put_script,
+            script::get_script,
+            script::delete_script
+        ))
+        .routes(routes!(script::put_tags))
+        .routes(routes!(script::list_scripts))
+        .routes(routes!(tail::customer_tail))
+        .routes(routes!(usage::usage))
+        .routes(routes!(ui::initialize))
+        .routes(routes!(operator::healthz))
+        .routes(routes!(operator::metrics))
+        .routes(routes!(tail::operator_tail))
+        .split_for_parts();
+    let openapi_json = api
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises");
     let dispatch = Router::new()
         .route("/dispatch/{name}", any(dispatch::by_path))
         .route("/dispatch/{name}/", any(dispatch::by_path))
@@ -72,17 +86,17 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(ui::index))
         .route("/ui/app.js", get(ui::app_js))
         .route("/ui/style.css", get(ui::style_css))
-        .route("/ui/initialize", post(ui::initialize));
-    let operator = Router::new()
-        .route("/healthz", get(operator::healthz))
-        .route("/metrics", get(operator::metrics))
-        .route("/operator/tail", get(tail::operator_tail));
+        .route(
+            "/openapi.json",
+            get(
+                move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi_json) },
+            ),
+        );
 
     Router::new()
-        .merge(management)
+        .merge(documented)
         .merge(dispatch)
         .merge(page)
-        .merge(operator)
         // Everything else is the gateway's: the platform's own services, or 404.
         .fallback(gateway::handle)
         .layer(middleware::from_fn_with_state(state.clone(), host_routing))

@@ -12,7 +12,7 @@ use super::auth::Customer;
 use super::error::{ApiError, ok};
 use super::upload::{drain, read_upload};
 use crate::deploy::{NewVersion, blocking, valid_name, validate_tags};
-use crate::store::CUSTOMER_NAMESPACE;
+use crate::store::{CUSTOMER_NAMESPACE, ScriptRecord};
 
 fn check_name(name: &str) -> Result<(), ApiError> {
     if valid_name(name) {
@@ -22,6 +22,24 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(
+    put,
+    path = "/script/{name}",
+    tag = "scripts",
+    summary = "Upload or replace a script",
+    description = "The body is the component (`application/wasm`), or `multipart/form-data` with a `metadata` JSON part (`main_module`, `tags`, `bindings`) and the module part. A failed upload changes nothing.",
+    params(("name" = String, Path, description = "The script's name: 1-63 of a-z, 0-9 and -")),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses(
+        (status = 201, description = "Created", body = super::openapi::Envelope<ScriptRecord>),
+        (status = 200, description = "Replaced", body = super::openapi::Envelope<ScriptRecord>),
+        (status = 400, description = "`bad_request`, `invalid_wasm` or `invalid_name`", body = super::openapi::ErrorEnvelope),
+        (status = 401, description = "`unauthorized`", body = super::openapi::ErrorEnvelope),
+        (status = 409, description = "`name_taken`: another customer's name", body = super::openapi::ErrorEnvelope),
+        (status = 413, description = "`too_large`", body = super::openapi::ErrorEnvelope),
+    ),
+    security(("customer_token" = []))
+)]
 pub async fn put_script(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -56,6 +74,19 @@ pub async fn put_script(
     Ok(ok(status, record))
 }
 
+#[utoipa::path(
+    get,
+    path = "/script/{name}",
+    tag = "scripts",
+    summary = "A script's record (secret values never included)",
+    params(("name" = String, Path, description = "The script's name: 1-63 of a-z, 0-9 and -")),
+    responses(
+        (status = 200, body = super::openapi::Envelope<ScriptRecord>),
+        (status = 401, description = "`unauthorized`", body = super::openapi::ErrorEnvelope),
+        (status = 404, description = "`script_not_found` (also for another customer's name)", body = super::openapi::ErrorEnvelope),
+    ),
+    security(("customer_token" = []))
+)]
 pub async fn get_script(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -70,6 +101,19 @@ pub async fn get_script(
     record.map(|r| ok(StatusCode::OK, r)).ok_or(not_found)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/script/{name}",
+    tag = "scripts",
+    summary = "Delete a script",
+    params(("name" = String, Path, description = "The script's name: 1-63 of a-z, 0-9 and -")),
+    responses(
+        (status = 200, body = super::openapi::Envelope<super::openapi::Deleted>),
+        (status = 401, description = "`unauthorized`", body = super::openapi::ErrorEnvelope),
+        (status = 404, description = "`script_not_found`", body = super::openapi::ErrorEnvelope),
+    ),
+    security(("customer_token" = []))
+)]
 pub async fn delete_script(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -96,6 +140,19 @@ pub struct TagFilter {
     tag: Vec<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/scripts",
+    tag = "scripts",
+    summary = "The caller's scripts carrying every given tag",
+    params(("tag" = Option<Vec<String>>, Query, description = "Repeat for several: `?tag=a&tag=b`")),
+    responses(
+        (status = 200, body = super::openapi::Envelope<Vec<ScriptRecord>>),
+        (status = 400, description = "`bad_request`", body = super::openapi::ErrorEnvelope),
+        (status = 401, description = "`unauthorized`", body = super::openapi::ErrorEnvelope),
+    ),
+    security(("customer_token" = []))
+)]
 pub async fn list_scripts(
     State(state): State<AppState>,
     Customer(customer): Customer,
@@ -112,6 +169,21 @@ pub async fn list_scripts(
     Ok(ok(StatusCode::OK, records))
 }
 
+#[utoipa::path(
+    put,
+    path = "/script/{name}/tags",
+    tag = "scripts",
+    summary = "Replace a script's custom tags",
+    params(("name" = String, Path, description = "The script's name: 1-63 of a-z, 0-9 and -")),
+    request_body(content = Vec<String>, description = "The new tags; `customer_id:` tags are refused"),
+    responses(
+        (status = 200, body = super::openapi::Envelope<ScriptRecord>),
+        (status = 400, description = "`bad_request`", body = super::openapi::ErrorEnvelope),
+        (status = 401, description = "`unauthorized`", body = super::openapi::ErrorEnvelope),
+        (status = 404, description = "`script_not_found`", body = super::openapi::ErrorEnvelope),
+    ),
+    security(("customer_token" = []))
+)]
 pub async fn put_tags(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -23,6 +23,20 @@ use crate::runtime::tail::{Tail, TailScope};
 use crate::store::{CUSTOMER_NAMESPACE, PLATFORM_NAMESPACE};
 
 /// `GET /script/{name}/tail`: the customer's own script, else `404`.
+#[utoipa::path(
+    get,
+    path = "/script/{name}/tail",
+    tag = "observability",
+    summary = "Follow a script's runs (Server-Sent Events)",
+    description = "One `data:` event per finished run, a JSON `TailEvent`; a `: connected` comment first.",
+    params(("name" = String, Path, description = "The script's name: 1-63 of a-z, 0-9 and -")),
+    responses(
+        (status = 200, description = "`text/event-stream` of `TailEvent`s", body = crate::runtime::tail::TailEvent, content_type = "text/event-stream"),
+        (status = 401, description = "`unauthorized`", body = super::openapi::ErrorEnvelope),
+        (status = 404, description = "`script_not_found`", body = super::openapi::ErrorEnvelope),
+    ),
+    security(("customer_token" = []))
+)]
 pub async fn customer_tail(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -50,6 +64,22 @@ pub struct OperatorTail {
 }
 
 /// `GET /operator/tail`: any script (or all), for the holder of the operator key.
+#[utoipa::path(
+    get,
+    path = "/operator/tail",
+    tag = "operator",
+    summary = "Follow one script's runs, or every script's (the operator)",
+    params(
+        ("script" = Option<String>, Query, description = "The script; every script when absent"),
+        ("namespace" = Option<String>, Query, description = "`customers` (default) or `platform`"),
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream` of `TailEvent`s", body = crate::runtime::tail::TailEvent, content_type = "text/event-stream"),
+        (status = 403, description = "`forbidden`: no or a wrong operator key", body = super::openapi::ErrorEnvelope),
+        (status = 404, description = "`script_not_found`", body = super::openapi::ErrorEnvelope),
+    ),
+    security(("operator_key" = []))
+)]
 pub async fn operator_tail(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -47,6 +47,17 @@ pub async fn style_css() -> Response {
 }
 
 /// `POST /ui/initialize`: the demo customer (its token shown once) owning `hello`.
+#[utoipa::path(
+    post,
+    path = "/ui/initialize",
+    tag = "web page",
+    summary = "Initialize: the demo customer (token shown once) and its `hello` script",
+    responses(
+        (status = 201, description = "Created", body = super::openapi::Envelope<super::openapi::Initialized>),
+        (status = 200, description = "The demo existed already", body = super::openapi::Envelope<super::openapi::Initialized>),
+        (status = 403, description = "`forbidden`: not from this machine", body = super::openapi::ErrorEnvelope),
+    )
+)]
 pub async fn initialize(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -20,6 +20,19 @@ pub struct UsageQuery {
     since: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/usage",
+    tag = "observability",
+    summary = "The caller's metered usage per script, in total and per minute",
+    params(("since" = Option<String>, Query, description = "Unix seconds, an RFC 3339 time, or a span back from now (`2h`, `7d`); a day ago by default")),
+    responses(
+        (status = 200, body = super::openapi::Envelope<super::openapi::UsageReport>),
+        (status = 400, description = "`bad_request`", body = super::openapi::ErrorEnvelope),
+        (status = 401, description = "`unauthorized`", body = super::openapi::ErrorEnvelope),
+    ),
+    security(("customer_token" = []))
+)]
 pub async fn usage(
     State(state): State<AppState>,
     Customer(customer): Customer,

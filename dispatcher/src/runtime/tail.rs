@@ -19,7 +19,7 @@ use super::LoadedScript;
 const BACKLOG: usize = 256;
 
 /// What one run did, as a tail shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TailEvent {
     /// When the run began (RFC 3339, UTC).
     pub time: String,

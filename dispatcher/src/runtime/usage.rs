@@ -105,7 +105,7 @@ pub fn parse_since(since: Option<&str>, now: std::time::SystemTime) -> Result<i6
 }
 
 /// Usage as reports show it: milliseconds, errors by outcome.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct UsageView {
     pub invocations: u64,
     pub errors: ErrorCounts,
@@ -115,7 +115,7 @@ pub struct UsageView {
     pub peak_memory_bytes: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorCounts {
     pub script_error: u64,
     pub exceeded_cpu: u64,
@@ -144,7 +144,7 @@ impl From<UsageCounters> for UsageView {
 }
 
 /// One minute of one script.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct MinuteUsage {
     /// Unix seconds at the minute's start.
     pub minute: i64,
@@ -153,7 +153,7 @@ pub struct MinuteUsage {
 }
 
 /// One script's usage over the report's window.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ScriptUsage {
     pub script: String,
     pub namespace: String,

@@ -24,7 +24,7 @@ pub enum BindingSpec {
 }
 
 /// A binding as the API shows it: everything but secret values.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BindingView {
     PlainText { name: String, text: String },

@@ -8,7 +8,7 @@ use super::settings::{ScriptSettings, settings_from_row};
 use super::{BindingSpec, BindingView, Store, StoreError};
 
 /// The public record of a script, as the API returns it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScriptRecord {
     pub name: String,
     #[serde(skip)]
