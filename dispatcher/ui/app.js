@@ -7,8 +7,6 @@
 
 const TOKEN_KEY = "dispatcher.customer-token";
 const TOKEN_HEADER = "X-Customer-Token";
-// The tail view keeps at most this many rows; older ones are dropped.
-const MAX_TAIL_ROWS = 200;
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -25,18 +23,17 @@ class ApiError extends Error {
 }
 
 /**
- * Calls the API and returns the envelope's `data` (with the HTTP status), or throws an
- * ApiError with the envelope's message. Answers that are not the JSON envelope (a proxy's
- * error page, a dropped connection) become an ApiError too, so callers handle one kind.
+ * Calls the API as the customer whose `token` is given (by default the signed-in one; null
+ * sends none) and returns the envelope's `data` with the HTTP status, or throws an ApiError
+ * with the envelope's message. Answers that are not the envelope (a proxy's error page, a
+ * dropped connection) become an ApiError too, so callers handle one kind of failure.
  */
-async function api(method, path, { body, auth = true, signal } = {}) {
-  const headers = {};
-  if (auth) headers[TOKEN_HEADER] = token();
+async function api(method, path, { body, token = storedToken() } = {}) {
+  const headers = token === null ? {} : { [TOKEN_HEADER]: token };
   let response;
   try {
-    response = await fetch(path, { method, headers, body, signal, cache: "no-store" });
-  } catch (error) {
-    if (error.name === "AbortError") throw error;
+    response = await fetch(path, { method, headers, body, cache: "no-store" });
+  } catch {
     throw new ApiError(0, "network", "The server could not be reached. Is it running?");
   }
   return { status: response.status, data: await envelopeData(response) };
@@ -80,7 +77,18 @@ function hideMessage(node) {
   node.hidden = true;
 }
 
-/** Shows an API error: its message, with a short title for the codes a user can fix. */
+// Short titles shown before the server's message, for the codes a user can act on.
+const ERROR_TITLES = {
+  invalid_wasm: "Not a valid component.",
+  invalid_name: "Invalid name.",
+  bad_request: "Bad request.",
+  too_large: "Too large.",
+  name_taken: "Name taken.",
+  unauthorized: "Not signed in.",
+  forbidden: "Not allowed.",
+};
+
+/** Shows an error: the server's message, after a short title when the code has one. */
 function showError(node, error) {
   if (error instanceof ApiError) {
     const title = ERROR_TITLES[error.code];
@@ -92,16 +100,6 @@ function showError(node, error) {
     showMessage(node, "Something went wrong: " + error.message);
   }
 }
-
-const ERROR_TITLES = {
-  invalid_wasm: "Not a valid component.",
-  invalid_name: "Invalid name.",
-  bad_request: "Bad request.",
-  too_large: "Too large.",
-  name_taken: "Name taken.",
-  unauthorized: "Not signed in.",
-  forbidden: "Not allowed.",
-};
 
 function humanSize(bytes) {
   if (bytes < 1024) return `${bytes} B`;
@@ -132,7 +130,7 @@ function timeElement(iso, withDate) {
 // ---------------------------------------------------------------------------------------
 // Signing in and out
 
-function token() {
+function storedToken() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
@@ -143,11 +141,7 @@ async function signIn(candidate) {
   candidate = candidate.trim();
   let scripts;
   try {
-    const response = await fetch("/scripts", {
-      headers: { [TOKEN_HEADER]: candidate },
-      cache: "no-store",
-    });
-    scripts = await envelopeData(response);
+    ({ data: scripts } = await api("GET", "/scripts", { token: candidate }));
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       showMessage(errorNode, "That token was not accepted. Check it and try again.");
@@ -180,7 +174,7 @@ function signOut(reason) {
 
 /** Shows the sections for the current state: signed in or out. */
 function render() {
-  const signedIn = token() !== null;
+  const signedIn = storedToken() !== null;
   $("#session").hidden = !signedIn;
   $("#signed-out").hidden = signedIn;
   $("#scripts-section").hidden = !signedIn;
@@ -208,7 +202,7 @@ async function initialize() {
   result.replaceChildren();
   button.disabled = true;
   try {
-    const { data } = await api("POST", "/ui/initialize", { auth: false });
+    const { data } = await api("POST", "/ui/initialize", { token: null });
     renderDemo(data);
   } catch (error) {
     showError(errorNode, error);
@@ -230,8 +224,9 @@ function renderDemo({ customers, script }) {
     result.append(note);
     return;
   }
-  const intro = el("p", null, `Created ${customers.length === 1 ? "a demo customer" :
-    customers.length + " demo customers"}, each owning the script `);
+  const intro = el("p", null, customers.length === 1
+    ? "Created the demo customer, owning the script "
+    : `Created ${customers.length} demo customers, each owning the script `);
   intro.append(el("code", null, script), " (", link, "). Tokens are shown ",
     el("strong", null, "only once"), ": keep them now.");
   result.append(intro);
@@ -280,19 +275,18 @@ function scriptRow(script) {
   row.dataset.script = script.name;
 
   const nameCell = el("td", "name");
-  const link = el("a", null, script.name);
+  const link = el("a", "open", script.name);
   link.href = `/dispatch/${encodeURIComponent(script.name)}/`;
   link.target = "_blank";
   link.rel = "noopener";
   link.title = "Open in a new tab";
-  link.className = "open";
   nameCell.append(link);
 
   // Every script carries its owner's `customer_id:<id>` tag; show only the chosen ones.
   const tagsCell = el("td", "tags");
   const ownerTag = `customer_id:${script.customer_id}`;
   for (const tag of script.tags.filter((t) => t !== ownerTag)) {
-    tagsCell.append(el("span", "tag", tag));
+    tagsCell.append(el("span", "tag", tag), " ");
   }
 
   const sizeCell = el("td", "size num", humanSize(script.size));
@@ -376,138 +370,6 @@ async function upload(event) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Live tail
-//
-// `GET /script/{name}/tail` is a `text/event-stream`, but EventSource cannot send the
-// token header, so the stream is read with fetch(): events are separated by a blank line,
-// `data:` lines carry one JSON invocation event, lines starting with `:` are comments.
-
-/** The tail being shown: `{ name, controller }`, or null. */
-let tailing = null;
-
-async function startTail(name) {
-  stopTail();
-  const controller = new AbortController();
-  tailing = { name, controller };
-  $("#tail-name").textContent = name;
-  $("#tail-events").replaceChildren();
-  $("#tail-empty").hidden = false;
-  $("#tail-stop").disabled = false;
-  $("#tail-section").hidden = false;
-  setTailStatus("Connecting…");
-  $("#tail-section").scrollIntoView({ behavior: "smooth", block: "start" });
-
-  try {
-    const response = await fetch(`/script/${encodeURIComponent(name)}/tail`, {
-      headers: { [TOKEN_HEADER]: token(), Accept: "text/event-stream" },
-      signal: controller.signal,
-      cache: "no-store",
-    });
-    if (!response.ok) await envelopeData(response); // throws the envelope's error
-    await readEvents(response.body, controller.signal);
-    if (tailing && tailing.controller === controller) {
-      setTailStatus("The stream ended (the server closed it).");
-      finishTail();
-    }
-  } catch (error) {
-    if (error.name === "AbortError") return; // stopped on purpose
-    if (tailing && tailing.controller === controller) {
-      finishTail();
-      if (handleAuthFailure(error)) return;
-      setTailStatus(error instanceof ApiError ? error.message
-        : "The connection was lost: " + error.message, true);
-    }
-  }
-}
-
-/** Reads server-sent events from `body` until it ends or `signal` aborts. */
-async function readEvents(body, signal) {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  signal.addEventListener("abort", () => reader.cancel().catch(() => {}));
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
-    // Each complete event ends with a blank line; the last piece may be incomplete.
-    const blocks = buffer.split(/\r?\n\r?\n/);
-    buffer = blocks.pop();
-    for (const block of blocks) handleEventBlock(block);
-  }
-}
-
-function handleEventBlock(block) {
-  const data = [];
-  for (const line of block.split(/\r?\n/)) {
-    if (line.startsWith(":")) {
-      setTailStatus("Connected: waiting for requests to this script.");
-    } else if (line.startsWith("data:")) {
-      data.push(line.slice(5).replace(/^ /, ""));
-    }
-  }
-  if (data.length === 0) return;
-  try {
-    addTailRow(JSON.parse(data.join("\n")));
-  } catch {
-    // A malformed event is skipped rather than ending the stream.
-  }
-}
-
-function addTailRow(event) {
-  const row = el("tr", "tail-event");
-  const outcome = String(event.outcome ?? "unknown");
-  const failed = outcome !== "ok";
-  if (failed) row.classList.add("failed");
-  row.dataset.path = event.path;
-  row.dataset.status = event.status ?? "";
-  row.dataset.outcome = outcome;
-
-  const time = el("td", "time");
-  time.append(timeElement(event.time, false));
-  const logs = el("td", "logs");
-  for (const line of event.logs ?? []) logs.append(el("div", "log-line", line));
-
-  row.append(
-    time,
-    el("td", "method", event.method),
-    el("td", "path", event.path),
-    el("td", "status num", event.status ?? "—"),
-    el("td", "outcome " + (failed ? "bad" : "good"), outcome.replaceAll("_", " ")),
-    el("td", "cpu num", formatMs(event.cpu_ms)),
-    el("td", "wall num", formatMs(event.wall_ms)),
-    logs,
-  );
-  const events = $("#tail-events");
-  events.prepend(row);
-  while (events.rows.length > MAX_TAIL_ROWS) events.deleteRow(-1);
-  $("#tail-empty").hidden = true;
-}
-
-function formatMs(ms) {
-  if (typeof ms !== "number") return "—";
-  return `${ms < 10 ? ms.toFixed(2) : ms.toFixed(0)} ms`;
-}
-
-function setTailStatus(text, isError = false) {
-  const status = $("#tail-status");
-  status.textContent = text;
-  status.classList.toggle("error", isError);
-}
-
-/** The tail is over (ended, failed or stopped): the Stop button has nothing to stop. */
-function finishTail() {
-  tailing = null;
-  $("#tail-stop").disabled = true;
-}
-
-function stopTail() {
-  if (!tailing) return;
-  tailing.controller.abort();
-  finishTail();
-  setTailStatus("Stopped.");
-}
-
-// ---------------------------------------------------------------------------------------
 // Wiring
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -527,5 +389,5 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#tail-stop").addEventListener("click", stopTail);
 
   render();
-  if (token() !== null) refreshScripts();
+  if (storedToken() !== null) refreshScripts();
 });

@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
     let page = Router::new()
         .route("/", get(ui::index))
         .route("/ui/app.js", get(ui::app_js))
+        .route("/ui/tail.js", get(ui::tail_js))
         .route("/ui/style.css", get(ui::style_css))
         .route(
             "/openapi.json",

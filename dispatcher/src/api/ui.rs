@@ -15,6 +15,7 @@ use super::error::{ApiError, ok};
 
 const INDEX_HTML: &str = include_str!("../../ui/index.html");
 const APP_JS: &str = include_str!("../../ui/app.js");
+const TAIL_JS: &str = include_str!("../../ui/tail.js");
 const STYLE_CSS: &str = include_str!("../../ui/style.css");
 
 /// Pages and scripts may come only from this server; nothing may frame the page.
@@ -40,6 +41,10 @@ pub async fn index() -> Response {
 
 pub async fn app_js() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+pub async fn tail_js() -> Response {
+    asset("text/javascript; charset=utf-8", TAIL_JS)
 }
 
 pub async fn style_css() -> Response {
