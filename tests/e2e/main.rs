@@ -10,6 +10,7 @@ mod cli;
 mod dispatch;
 mod first_party;
 mod gateway;
+mod initialize;
 mod limits;
 mod observability;
 mod openapi;
