@@ -3,11 +3,12 @@
 //! pid) and `operator.key` (owner-only, made at first start), the key that lets the
 //! operator follow any script's tail. Customers never see either.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::store::write_owner_only;
 
 const SERVER_FILE: &str = "server.json";
 const OPERATOR_KEY_FILE: &str = "operator.key";
@@ -55,13 +56,9 @@ impl RunningServer {
     }
 }
 
-fn operator_key_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(OPERATOR_KEY_FILE)
-}
-
 /// The operator key of `data_dir`, made (owner-only) on first use.
 pub fn operator_key(data_dir: &Path) -> std::io::Result<String> {
-    let path = operator_key_path(data_dir);
+    let path = data_dir.join(OPERATOR_KEY_FILE);
     match std::fs::read_to_string(&path) {
         Ok(key) => return Ok(key.trim().to_string()),
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -70,16 +67,8 @@ pub fn operator_key(data_dir: &Path) -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
     let key = hex::encode(bytes);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(&path) {
-        Ok(mut file) => {
-            file.write_all(key.as_bytes())?;
-            file.sync_all()?;
-            Ok(key)
-        }
+    match write_owner_only(&path, key.as_bytes()) {
+        Ok(()) => Ok(key),
         // Another process made it first; use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             Ok(std::fs::read_to_string(&path)?.trim().to_string())

@@ -128,3 +128,4 @@ fn random_hex(bytes: usize) -> String {
 
 pub use blobs::{sha256_hex, tempfile_in};
 pub use scripts::customer_tag;
+pub use secrets::write_owner_only;

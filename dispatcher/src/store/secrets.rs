@@ -94,15 +94,22 @@ impl SecretKey {
 fn create_key(path: &Path) -> Result<Vec<u8>, StoreError> {
     let mut key = vec![0u8; KEY_LEN];
     rand::fill(&mut key[..]);
+    write_owner_only(path, &key)?;
+    Ok(key)
+}
+
+/// Writes `bytes` durably to a new file at `path` that only its owner may read; fails
+/// with `AlreadyExists` when the file exists.
+pub fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
-    file.write_all(&key)?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;
     }
-    Ok(key)
+    Ok(())
 }
