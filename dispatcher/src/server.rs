@@ -49,6 +49,7 @@ pub async fn serve(config: Config, data_dir: &Path, demo: bool) -> anyhow::Resul
     }
     spawn_change_watcher(deployer.clone())?;
     let usage_flusher = spawn_usage_flusher(deployer.clone(), config.usage_flush_ms);
+    spawn_sweeper(deployer.store.clone());
 
     let listener = TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
@@ -112,6 +113,34 @@ pub async fn serve(config: Config, data_dir: &Path, demo: bool) -> anyhow::Resul
     usage_flusher.abort();
     flush_usage(&usage_deployer).await;
     Ok(())
+}
+
+/// How long an unused blob or artifact is kept before a sweep removes it.
+const SWEEP_GRACE: Duration = Duration::from_secs(600);
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Removes the blobs and artifacts of versions no script uses, at start and hourly.
+fn spawn_sweeper(store: Arc<Store>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            ticks.tick().await;
+            let store = store.clone();
+            match tokio::task::spawn_blocking(move || store.sweep(SWEEP_GRACE)).await {
+                Ok(Ok(swept)) if swept.bytes > 0 => {
+                    tracing::info!(
+                        blobs = swept.blobs,
+                        artifacts = swept.artifacts,
+                        bytes = swept.bytes,
+                        "removed unused components"
+                    )
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "sweeping unused components failed"),
+                Err(error) => tracing::warn!(%error, "the sweep task died"),
+            }
+        }
+    });
 }
 
 /// Writes metered usage to the store every `every_ms`.

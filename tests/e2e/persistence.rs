@@ -49,3 +49,59 @@ fn a_corrupted_artifact_is_detected_and_rebuilt() {
     assert_eq!(server.get("/dispatch/app/").text().unwrap(), HELLO);
     drop(_temp);
 }
+
+/// Files in `dir` of the data directory, temporary ones aside.
+fn files_in(server: &Server, dir: &str) -> usize {
+    std::fs::read_dir(server.data_dir().join(dir))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .count()
+}
+
+fn gc(server: &Server, grace: &str) -> serde_json::Value {
+    let out = server.cli(&["gc", "--grace", grace, "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn components_no_script_uses_are_swept_and_the_rest_keep_serving() {
+    let server = Server::start();
+    let (_, token) = server.create_customer("acme");
+    server.upload(&token, "app", &guest("hello"));
+    server.upload(&token, "app", &guest("echo-wstd"));
+    server.upload(&token, "other", &guest("trap"));
+    assert_eq!(files_in(&server, "blobs"), 3);
+    assert_eq!(files_in(&server, "artifacts"), 3);
+
+    // Within the grace period an unused file stays (an upload may have just written it).
+    assert_eq!(gc(&server, "10m")["blobs"], 0);
+    // The replaced version of `app` goes, with its compiled artifact.
+    let swept = gc(&server, "0s");
+    assert_eq!(
+        (swept["blobs"].as_u64(), swept["artifacts"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(files_in(&server, "blobs"), 2);
+    assert_eq!(server.get("/dispatch/app/x").status(), 200);
+
+    // A deleted script's files go too.
+    let deleted = server
+        .request(reqwest::Method::DELETE, "/script/other")
+        .header("x-customer-token", &token)
+        .send()
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(gc(&server, "0s")["blobs"], 1);
+    assert_eq!(
+        (files_in(&server, "blobs"), files_in(&server, "artifacts")),
+        (1, 1)
+    );
+
+    // What is left is whole: a restart loads it without compiling.
+    let (data, _temp) = server.stop();
+    let server = Server::start_in(&data, &[]);
+    assert_eq!(server.metric("dispatcher_compiles_total"), 0);
+    assert_eq!(server.get("/dispatch/app/x").status(), 200);
+}

@@ -3,6 +3,7 @@
 //! the store's change watcher. With `--json` a command prints one JSON document only.
 
 mod customer;
+mod gc;
 mod limits;
 mod outbound;
 mod platform;
@@ -68,6 +69,8 @@ enum Command {
     /// Where a script's outgoing requests may go.
     #[command(subcommand)]
     Outbound(outbound::OutboundCommand),
+    /// Remove the stored components and compiled artifacts no script uses any more.
+    Gc(gc::GcArgs),
     /// Follow the runs of a script (or of all) on the running server.
     Tail(tail::TailArgs),
     /// Metered usage per script (invocations, errors, CPU, wall time, subrequests, memory).
@@ -117,6 +120,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Script(command) => runtime()?.block_on(script::run(&cli.data, command)),
         Command::Limits(command) => limits::run(&cli.data, command),
         Command::Outbound(command) => outbound::run(&cli.data, command),
+        Command::Gc(args) => gc::run(&cli.data, args),
         Command::Tail(args) => runtime()?.block_on(tail::run(&cli.data, args)),
         Command::Usage(args) => usage::run(&cli.data, args),
         Command::Platform(command) => runtime()?.block_on(platform::run(&cli.data, command)),

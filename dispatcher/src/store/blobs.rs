@@ -1,6 +1,7 @@
 //! Content-addressed component bytes: `blobs/<sha256>.wasm`, written to a temporary file,
 //! fsynced, renamed into place and the directory fsynced, so a row that names a blob
-//! never commits before the blob is durable.
+//! never commits before the blob is durable. `sweep` removes the blobs and compiled
+//! artifacts no script uses any more.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -79,5 +80,67 @@ impl Store {
             [wasm_sha256, engine_hash, artifact_sha256],
         )?;
         Ok(())
+    }
+}
+
+/// What a sweep removed.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Swept {
+    pub blobs: usize,
+    pub artifacts: usize,
+    pub bytes: u64,
+}
+
+impl Store {
+    /// Removes the component blobs and compiled artifacts (`artifacts/<wasm
+    /// sha256>-….cwasm`) of versions no script uses any more, and forgets their artifact
+    /// digests. Files younger than `grace` stay: an upload in another process writes its
+    /// blob and artifact before it commits the script that names them.
+    pub fn sweep(&self, grace: std::time::Duration) -> Result<Swept, StoreError> {
+        let referenced: std::collections::HashSet<String> = {
+            let conn = self.conn();
+            let mut query = conn.prepare("SELECT DISTINCT sha256 FROM scripts")?;
+            query
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut swept = Swept::default();
+        for (dir, suffix) in [("blobs", ".wasm"), ("artifacts", ".cwasm")] {
+            let Ok(entries) = std::fs::read_dir(self.data_dir.join(dir)) else {
+                continue;
+            };
+            for entry in entries.filter_map(Result::ok) {
+                let Ok(metadata) = entry.metadata() else {
+                    continue;
+                };
+                let old = metadata
+                    .modified()
+                    .ok()
+                    .and_then(|modified| modified.elapsed().ok())
+                    .is_some_and(|age| age >= grace);
+                let name = entry.file_name().to_string_lossy().into_owned();
+                // A temporary file left by a write that never finished is garbage too.
+                let unused = name.starts_with(".tmp-")
+                    || name.strip_suffix(suffix).is_some_and(|stem| {
+                        let sha256 = stem.split('-').next().unwrap_or_default();
+                        !referenced.contains(sha256)
+                    });
+                if !old || !unused || std::fs::remove_file(entry.path()).is_err() {
+                    continue;
+                }
+                swept.bytes += metadata.len();
+                match (dir, name.starts_with(".tmp-")) {
+                    (_, true) => {}
+                    ("blobs", false) => swept.blobs += 1,
+                    _ => swept.artifacts += 1,
+                }
+            }
+        }
+        // A digest without its file only makes a later load rebuild; never wrong.
+        self.conn().execute(
+            "DELETE FROM artifacts WHERE wasm_sha256 NOT IN (SELECT sha256 FROM scripts)",
+            [],
+        )?;
+        Ok(swept)
     }
 }

@@ -126,6 +126,6 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-pub use blobs::{sha256_hex, tempfile_in};
+pub use blobs::{Swept, sha256_hex, tempfile_in};
 pub use scripts::customer_tag;
 pub use secrets::write_owner_only;
