@@ -1,9 +1,9 @@
-//! Builds every guest component of the workspace (`platform-module`, `examples/*` and
-//! `tests/guests/*`) for `wasm32-wasip2` once, so the binary can embed the platform module
-//! and the default template and the tests can upload real components. Guests go to their own target directory so this nested cargo
-//! never waits on the outer one. If the `wasm32-wasip2` target is missing it is installed
-//! with rustup, so `cargo run` works on a fresh machine.
-
+//! Builds every guest component of the workspace (`platform-module`, `examples/*`,
+//! `examples/platform/*` and `tests/guests/*`) for `wasm32-wasip2` once, so the binary
+//! can embed the platform module, the default template and the first-party services,
+//! and the tests can upload real components. Guests go to their own target directory so
+//! this nested cargo never waits on the outer one. If the `wasm32-wasip2` target is
+//! missing it is installed with rustup, so `cargo run` works on a fresh machine.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
