@@ -4,6 +4,7 @@
 //! and the tests can upload real components. Guests go to their own target directory so
 //! this nested cargo never waits on the outer one. If the `wasm32-wasip2` target is
 //! missing it is installed with rustup, so `cargo run` works on a fresh machine.
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
