@@ -87,9 +87,10 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("cargo sets {name} for build scripts"))
 }
 
-/// Every component crate (a `cdylib`) directly under `dir`, as (package name,
-/// directory). The package name is the directory name by convention; library crates
-/// (such as the first-party services' `kit`) are built as their dependents' dependencies.
+/// Every component crate directly under `dir`, as (package name, directory): a `cdylib`
+/// (the `sdk` convention) or a binary with `src/main.rs` (the `wstd` convention). The
+/// package name is the directory name by convention; plain library crates (such as the
+/// first-party services' `kit`) are built as their dependents' dependencies.
 fn guest_crates(dir: &Path) -> Vec<(String, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -98,7 +99,9 @@ fn guest_crates(dir: &Path) -> Vec<(String, PathBuf)> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
-            std::fs::read_to_string(p.join("Cargo.toml")).is_ok_and(|toml| toml.contains("cdylib"))
+            p.join("src/main.rs").is_file()
+                || std::fs::read_to_string(p.join("Cargo.toml"))
+                    .is_ok_and(|toml| toml.contains("cdylib"))
         })
         .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
         .collect();
