@@ -129,7 +129,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP dispatcher_requests_total Dispatched requests by outcome.\n\
+            "# HELP dispatcher_requests_total Script runs (dispatched requests and the calls they make to other scripts) by how they ended.\n\
              # TYPE dispatcher_requests_total counter"
         );
         for (outcome, count) in Outcome::ALL.iter().zip(&self.requests) {

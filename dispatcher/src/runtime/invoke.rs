@@ -69,7 +69,7 @@ impl Runtime {
     {
         let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
         let budget = Budget::root(script.limits);
-        self.run_counted(script, request, budget, None).await
+        self.run(script, request, budget, None).await
     }
 
     /// A script's outgoing request handed to another script (a service binding's callee
@@ -82,27 +82,12 @@ impl Runtime {
         params: WorkerParams,
     ) -> SendResult {
         let response = self
-            .run_counted(script, request, budget, params)
+            .run(script, request, budget, params)
             .await
             .map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))?;
         let io: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send> =
             Box::new(async { Ok(()) });
         Ok((response, io))
-    }
-
-    async fn run_counted(
-        self: &Arc<Self>,
-        script: Arc<LoadedScript>,
-        request: hyper::Request<HyperIncomingBody>,
-        budget: Arc<Budget>,
-        params: WorkerParams,
-    ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
-        let result = self.run(script, request, budget, params).await;
-        self.metrics.request(match &result {
-            Ok(_) => Outcome::Ok,
-            Err(e) => e.outcome(),
-        });
-        result
     }
 
     async fn run(

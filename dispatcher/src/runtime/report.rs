@@ -99,15 +99,19 @@ impl Drop for RunReport {
     fn drop(&mut self) {
         let sides = std::mem::take(self.state.get_mut().expect("report lock"));
         let Some(finished) = sides.finished else {
+            // The run never started (the request could not be handed to the guest).
+            self.runtime.metrics.request(Outcome::ScriptError);
             return;
         };
-        self.runtime
-            .metrics
-            .run_duration(std::time::Duration::from_micros(finished.wall_us));
         let outcome = finished
             .failure
             .or(sides.request_failure)
             .unwrap_or(Outcome::Ok);
+        // One outcome for every view of the run: metrics, usage and tail agree.
+        self.runtime.metrics.request(outcome);
+        self.runtime
+            .metrics
+            .run_duration(std::time::Duration::from_micros(finished.wall_us));
         let minute = self
             .began
             .duration_since(UNIX_EPOCH)
