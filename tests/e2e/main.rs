@@ -2,6 +2,7 @@
 //! port, real components, the real CLI, real SQLite files in a temp directory.
 
 mod harness;
+mod platform_client;
 mod upstream;
 
 mod bad_uploads;

@@ -5,13 +5,15 @@
 
 mod password;
 mod session;
+mod throttle;
 mod users;
 
 use platform_kit as kit;
 use sdk::{Context, Env, Request, Response, Result, Router};
 
 /// The schema, one entry per version (see `kit::migrate`).
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE users (
         id TEXT PRIMARY KEY,
         email TEXT NOT NULL UNIQUE,
@@ -27,7 +29,15 @@ const MIGRATIONS: &[&str] = &["
         expires_at INTEGER NOT NULL
     );
     CREATE INDEX sessions_by_expiry ON sessions (expires_at)
-"];
+",
+    "
+    CREATE TABLE login_attempts (
+        email TEXT PRIMARY KEY,
+        attempts INTEGER NOT NULL,
+        window_start INTEGER NOT NULL
+    )
+",
+];
 
 #[sdk::fetch]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {

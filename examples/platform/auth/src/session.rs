@@ -7,6 +7,7 @@ use sdk::{Request, RequestExt as _, Response, Result, RouteContext, params};
 use serde::{Deserialize, Serialize};
 
 use crate::password;
+use crate::throttle;
 use crate::users;
 
 /// How long a session lasts: 7 days.
@@ -32,6 +33,7 @@ pub async fn login(mut req: Request, route: RouteContext) -> Result<Response> {
     }
     let email = users::normalize_email(&login.email)?;
     let db = route.env.sql("DB");
+    throttle::attempt(&db, &email)?;
     let stored: Option<Credentials> = db.first(
         "SELECT password_hash FROM users WHERE email = ?",
         params![&email],
@@ -42,6 +44,7 @@ pub async fn login(mut req: Request, route: RouteContext) -> Result<Response> {
     ) {
         return Err(ApiError::Unauthorized("wrong email or password".into()).into());
     }
+    throttle::succeeded(&db, &email)?;
     let user = users::by_email(&db, &email)?.ok_or_else(|| ApiError::not_found("user"))?;
     let token = kit::token("ses_");
     let now = kit::now();

@@ -46,6 +46,12 @@ pub enum ApiError {
     /// 409 with a code of its own (`email_taken`, `order_paid`, ...).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// 429 `rate_limited`, with `Retry-After: retry_after_secs`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: i64,
+    },
 }
 
 impl ApiError {
@@ -67,6 +73,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (403, "forbidden"),
             ApiError::NotFound(_) => (404, "not_found"),
             ApiError::Conflict { code, .. } => (409, code),
+            ApiError::RateLimited { .. } => (429, "rate_limited"),
         }
     }
 }
@@ -114,7 +121,15 @@ pub fn respond(result: sdk::Result<Response>) -> Response {
         Err(error) => match error.downcast_ref::<ApiError>() {
             Some(api) => {
                 let (status, code) = api.status_and_code();
-                failure(status, code, &api.to_string())
+                let response = failure(status, code, &api.to_string());
+                match api {
+                    ApiError::RateLimited {
+                        retry_after_secs, ..
+                    } => response
+                        .with_header("retry-after", retry_after_secs.to_string())
+                        .expect("a number is a valid header value"),
+                    _ => response,
+                }
             }
             None => {
                 sdk::console_error!("internal error: {error:#}");
