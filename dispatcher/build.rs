@@ -68,6 +68,14 @@ fn main() {
     let status = cargo.status().expect("run cargo for the guest components");
     assert!(status.success(), "building the guest components failed");
 
+    // Only this build's guests are offered: a component left over from an earlier build
+    // (a guest since renamed or no longer found) must not pass a test locally that fails
+    // on a clean checkout.
+    for stale in std::fs::read_dir(&out_dir).expect("read OUT_DIR").flatten() {
+        if stale.path().extension().is_some_and(|ext| ext == "wasm") {
+            std::fs::remove_file(stale.path()).expect("remove a stale guest");
+        }
+    }
     let built = target_dir.join(GUEST_TARGET).join(GUEST_PROFILE);
     for (name, _) in &guests {
         let file = format!("{}.wasm", name.replace('-', "_"));
