@@ -62,6 +62,10 @@ pub struct Config {
     /// How often metered usage is written to the store, in milliseconds (and at
     /// shutdown).
     pub usage_flush_ms: u64,
+    /// Sign-ups and logins the gateway lets one client address make per minute (an
+    /// IPv6 client counts by its /64); 0 turns the limit off, e.g. behind a proxy that
+    /// makes every client one address.
+    pub sign_in_attempts_per_minute: u32,
 }
 
 impl Default for Config {
@@ -87,6 +91,7 @@ impl Default for Config {
             session_cache_ms: 1000,
             allow_remote_initialize: false,
             usage_flush_ms: 10_000,
+            sign_in_attempts_per_minute: 30,
         }
     }
 }

@@ -66,7 +66,9 @@ pub async fn serve(config: Config, data_dir: &Path, demo: bool) -> anyhow::Resul
     let operator_key = local::operator_key(data_dir)?;
     let usage_deployer = deployer.clone();
     RunningServer::announce(data_dir, address)?;
-    let app = api::router(AppState::new(deployer, config, operator_key));
+    let state = AppState::new(deployer, config, operator_key);
+    spawn_sign_in_forgetter(state.sign_in_limit.clone());
+    let app = api::router(state);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -113,6 +115,17 @@ pub async fn serve(config: Config, data_dir: &Path, demo: bool) -> anyhow::Resul
     usage_flusher.abort();
     flush_usage(&usage_deployer).await;
     Ok(())
+}
+
+/// Every minute, the sign-in limit forgets the addresses whose allowance is full again.
+fn spawn_sign_in_forgetter(limit: Arc<api::SignInLimit>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            ticks.tick().await;
+            limit.forget_idle();
+        }
+    });
 }
 
 /// How long an unused blob or artifact is kept before a sweep removes it.

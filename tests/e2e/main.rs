@@ -22,4 +22,5 @@ mod sandbox;
 mod scripts;
 mod services;
 mod showcase;
+mod sign_in_limits;
 mod web_page;

@@ -43,6 +43,9 @@ pub enum ApiError {
     ExceededWallTime(String),
     #[error("{0}")]
     Overloaded(String),
+    /// Too many attempts from one client; the next is allowed after `retry_after`.
+    #[error("too many attempts from this address; retry after the time in Retry-After")]
+    RateLimited { retry_after: std::time::Duration },
     #[error("internal error")]
     Internal(String),
 }
@@ -68,6 +71,7 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "exceeded_wall_time")
             }
             ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -90,10 +94,16 @@ impl IntoResponse for ApiError {
             "error": ErrorBody { code, message: self.to_string() },
         });
         let mut response = (status, Json(body)).into_response();
-        if matches!(self, ApiError::Overloaded(_)) {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        let retry_after = match &self {
+            ApiError::Overloaded(_) => Some(1),
+            ApiError::RateLimited { retry_after } => Some(retry_after.as_secs_f64().ceil() as u64),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(seconds.max(1)),
+            );
         }
         response
     }

@@ -9,12 +9,14 @@
 //!
 //! Who may call what is the table `ROUTES`: unknown prefix `404 not_found`, no valid
 //! session on a protected route `401 unauthorized`, an admin route for a non-admin
-//! `403 forbidden`. The services check identity again themselves.
+//! `403 forbidden`. The services check identity again themselves. Sign-ups and logins
+//! are counted per client address first (`sign_in_limit.rs`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -22,6 +24,7 @@ use http_body_util::{BodyExt as _, Limited};
 
 use super::error::ApiError;
 use super::sessions::{CredentialsKey, Session};
+use super::sign_in_limit::SignInLimit;
 use super::{AppState, dispatch};
 use crate::runtime::{LoadedScript, host_body};
 use crate::store::PLATFORM_NAMESPACE;
@@ -104,6 +107,14 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
         access
     };
     let logging_out = path == LOGOUT_PATH;
+    if SignInLimit::applies_to(request.method(), path)
+        && let Some(ConnectInfo(client)) = request.extensions().get::<ConnectInfo<SocketAddr>>()
+    {
+        state
+            .sign_in_limit
+            .check(client.ip())
+            .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    }
 
     strip_identity(request.headers_mut());
     let credentials = CredentialsKey::of(request.headers());

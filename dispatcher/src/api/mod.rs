@@ -12,6 +12,7 @@ mod openapi;
 mod operator;
 mod script;
 mod sessions;
+mod sign_in_limit;
 mod tail;
 mod ui;
 mod upload;
@@ -35,6 +36,7 @@ use crate::config::Config;
 use crate::deploy::Deployer;
 use error::ApiError;
 use sessions::SessionCache;
+pub use sign_in_limit::SignInLimit;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -44,6 +46,8 @@ pub struct AppState {
     pub sessions: Arc<SessionCache>,
     /// The key of the operator's routes (`local.rs`).
     pub operator_key: Arc<str>,
+    /// The gateway's count of sign-in attempts per client address.
+    pub sign_in_limit: Arc<SignInLimit>,
 }
 
 impl AppState {
@@ -52,6 +56,7 @@ impl AppState {
             deployer,
             operator_key: operator_key.into(),
             sessions: Arc::new(SessionCache::new(config.session_cache())),
+            sign_in_limit: Arc::new(SignInLimit::new(config.sign_in_attempts_per_minute)),
             config: Arc::new(config),
         }
     }
