@@ -53,8 +53,9 @@ pub struct Config {
     /// Install (or upgrade) the platform's own services — auth, billing, support, ai,
     /// content, admin — at start and serve them through the gateway.
     pub first_party: bool,
-    /// How long the gateway trusts a verified session before asking `auth` again, in
-    /// milliseconds (0: every request). A logout through the gateway is immediate.
+    /// How long the gateway remembers what `auth` said of some credentials (a session,
+    /// or none) before asking again, in milliseconds (0: every request). A logout
+    /// through the gateway is immediate.
     pub session_cache_ms: u64,
     /// Let the web page's **Initialize** (demo customer + `hello`) run for requests from
     /// anywhere, not only from this machine.

@@ -379,3 +379,61 @@ fn spoofed_identity_headers_never_reach_a_service_and_bad_input_names_the_field(
     assert_eq!(orders["data"]["orders"], json!([]), "{orders}");
     assert_eq!(server.get("/healthz").status(), 200);
 }
+
+/// How many times `auth` ran, as the operator's usage shows once flushed.
+fn auth_runs(server: &Server) -> u64 {
+    let out = server.cli(&["usage", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let usage: Value = serde_json::from_slice(&out.stdout).unwrap();
+    usage["scripts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|script| script["script"] == "auth")
+        .map(|script| script["total"]["invocations"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn credentials_that_name_no_session_are_checked_once_per_memory_span() {
+    let server = Server::start_with_config(
+        "first_party = true\nsession_cache_ms = 60000\nusage_flush_ms = 100",
+    );
+    let settle = || {
+        // Two equal readings a few flushes apart: nothing is still on its way.
+        let mut last = auth_runs(&server);
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let now = auth_runs(&server);
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    };
+    let before = settle();
+
+    // A browser with an expired cookie reads public content five times: auth is asked
+    // once, and every read is answered as for nobody.
+    for _ in 0..5 {
+        let (status, answer) = call(
+            &server,
+            Method::GET,
+            "/content?app=default",
+            As::Cookie("ses_expired"),
+            None,
+        );
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(settle(), before + 1);
+    // Protected routes still refuse it, without asking again.
+    let (status, answer) = call(
+        &server,
+        Method::GET,
+        "/credits",
+        As::Cookie("ses_expired"),
+        None,
+    );
+    assert_eq!((status, error_code(&answer)), (401, "unauthorized"));
+    assert_eq!(settle(), before + 1);
+}

@@ -2,7 +2,7 @@
 //! that no other route takes. It removes every identity header a client sent
 //! (`X-User-Id`, `X-User-Role`, `X-App-Key`, in any case and with `_` for `-`), verifies
 //! the session of a cookie or bearer token by running the first-party `auth` script
-//! in-process (remembered briefly, `sessions.rs`), sets the three headers from the
+//! in-process (its answer remembered briefly, `sessions.rs`), sets the three headers from the
 //! session, and hands the request — path, query and streamed body unchanged — to the
 //! first-party script that owns its prefix. The service's answer, errors included,
 //! streams back unchanged.
@@ -23,7 +23,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Limited};
 
 use super::error::ApiError;
-use super::sessions::{CredentialsKey, Session};
+use super::sessions::{CredentialsKey, Remembered, Session};
 use super::sign_in_limit::SignInLimit;
 use super::{AppState, dispatch};
 use crate::runtime::{LoadedScript, host_body};
@@ -124,17 +124,19 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
         .and_then(|key| state.sessions.get(key));
     let session = match (credentials, remembered) {
         (None, _) => None,
-        (Some(_), Some(session)) => Some(session),
-        (Some(key), None) => match verify_session(state, request.headers()).await? {
-            Verified::Session(session) => {
-                if !logging_out {
-                    state.sessions.insert(key, session.clone());
-                }
-                Some(session)
+        (Some(_), Some(Remembered::Session(session))) => Some(session),
+        (Some(_), Some(Remembered::NoSession)) => None,
+        (Some(key), None) => {
+            let (remembered, session) = match verify_session(state, request.headers()).await? {
+                Verified::Session(session) => (Remembered::Session(session.clone()), Some(session)),
+                Verified::NoSession => (Remembered::NoSession, None),
+                Verified::AuthFailed(answer) => return Ok(answer),
+            };
+            if !logging_out {
+                state.sessions.insert(key, remembered);
             }
-            Verified::NoSession => None,
-            Verified::AuthFailed(answer) => return Ok(answer),
-        },
+            session
+        }
     };
     let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
     match (&session, access) {

@@ -3,8 +3,10 @@
 //! one second, `session_cache_ms`; 0 turns the cache off), so a session ended anywhere
 //! else (an admin, another process) stops working within that time, as every other
 //! change does; a logout through the gateway forgets its session at once. Entries are
-//! keyed by the SHA-256 of the credentials presented, so no token is kept in memory, and
-//! only successful checks are remembered.
+//! keyed by the SHA-256 of the credentials presented, so no token is kept in memory.
+//! Credentials that name no session are remembered too, as such: a browser holding an
+//! expired cookie costs one check per `ttl`, not one per request. That is safe because
+//! a token only becomes valid when `auth` makes it, and no client holds it before.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,9 +26,18 @@ pub struct Session {
     pub app_key: String,
 }
 
+/// What the cache knows of some credentials.
+#[derive(Clone)]
+pub enum Remembered {
+    /// They are this session's.
+    Session(Session),
+    /// They name no valid session.
+    NoSession,
+}
+
 pub struct SessionCache {
     ttl: Duration,
-    entries: Mutex<HashMap<[u8; 32], (Session, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], (Remembered, Instant)>>,
 }
 
 /// What identifies the credentials of a request: its `Authorization` and `Cookie`
@@ -60,15 +71,15 @@ impl SessionCache {
         }
     }
 
-    /// The session remembered for `key`, if it was verified less than `ttl` ago.
-    pub fn get(&self, key: CredentialsKey) -> Option<Session> {
+    /// What was learnt of `key` less than `ttl` ago, if anything.
+    pub fn get(&self, key: CredentialsKey) -> Option<Remembered> {
         let entries = self.entries.lock().expect("session cache lock");
-        let (session, verified) = entries.get(&key.0)?;
-        (verified.elapsed() < self.ttl).then(|| session.clone())
+        let (remembered, verified) = entries.get(&key.0)?;
+        (verified.elapsed() < self.ttl).then(|| remembered.clone())
     }
 
-    /// Remembers that `key` is `session`'s credentials.
-    pub fn insert(&self, key: CredentialsKey, session: Session) {
+    /// Remembers what `auth` said of `key`.
+    pub fn insert(&self, key: CredentialsKey, remembered: Remembered) {
         if self.ttl.is_zero() {
             return;
         }
@@ -79,7 +90,7 @@ impl SessionCache {
                 entries.clear();
             }
         }
-        entries.insert(key.0, (session, Instant::now()));
+        entries.insert(key.0, (remembered, Instant::now()));
     }
 
     /// Forgets `key` (its session is being ended).
