@@ -2,9 +2,9 @@
 //! that no other route takes. It removes every identity header a client sent
 //! (`X-User-Id`, `X-User-Role`, `X-App-Key`, in any case and with `_` for `-`), verifies
 //! the session of a cookie or bearer token by running the first-party `auth` script
-//! in-process (its answer remembered briefly, `sessions.rs`), sets the three headers from the
-//! session, and hands the request — path, query and streamed body unchanged — to the
-//! first-party script that owns its prefix. The service's answer, errors included,
+//! in-process (its answer remembered briefly, `sessions.rs`), sets the three headers
+//! from the session, and hands the request — path, query and streamed body unchanged —
+//! to the first-party script that owns its prefix. The service's answer, errors included,
 //! streams back unchanged.
 //!
 //! Who may call what is the table `ROUTES`: unknown prefix `404 not_found`, no valid

@@ -35,7 +35,8 @@ const MIGRATIONS: &[&str] = &[
         email TEXT PRIMARY KEY,
         attempts INTEGER NOT NULL,
         window_start INTEGER NOT NULL
-    )
+    );
+    CREATE INDEX login_attempts_by_window ON login_attempts (window_start)
 ",
 ];
 

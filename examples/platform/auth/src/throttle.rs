@@ -2,17 +2,17 @@
 //! [`WINDOW_SECONDS`] window, so nobody can guess a password online and a flood of
 //! logins for one account cannot make auth spend an Argon2 hash on each. An attempt is
 //! counted before the password is checked, in one atomic upsert, so concurrent guesses
-//! cannot slip past the count; a successful login clears it. Refused attempts get
-//! `429 rate_limited` with `Retry-After` and cost no hash.
+//! cannot slip past the count; a successful login clears it, and past windows are
+//! dropped. Refused attempts get `429 rate_limited` with `Retry-After` and cost no hash.
 
 use platform_kit::{self as kit, ApiError};
 use sdk::{Sql, params};
 use serde::Deserialize;
 
 /// Password checks allowed per email and window.
-pub const ATTEMPTS: i64 = 5;
+const ATTEMPTS: i64 = 5;
 /// The window, in seconds: 15 minutes.
-pub const WINDOW_SECONDS: i64 = 15 * 60;
+const WINDOW_SECONDS: i64 = 15 * 60;
 
 #[derive(Deserialize)]
 struct Counted {
@@ -23,6 +23,12 @@ struct Counted {
 /// Counts one login attempt for `email`; refuses it past the limit.
 pub fn attempt(db: &Sql, email: &str) -> sdk::Result<()> {
     let now = kit::now();
+    // Counts of past windows say nothing any more; dropping them keeps the table as
+    // small as the last 15 minutes' attempts, however many emails were tried.
+    db.execute(
+        "DELETE FROM login_attempts WHERE window_start + ? <= ?",
+        params![WINDOW_SECONDS, now],
+    )?;
     let counted: Option<Counted> = db.first(
         "INSERT INTO login_attempts (email, attempts, window_start) VALUES (?1, 1, ?2) \
          ON CONFLICT (email) DO UPDATE SET \
