@@ -140,6 +140,16 @@ impl Server {
             .expect("GET")
     }
 
+    /// GETs `path` and reads the whole answer, as a browser does; returns the status. A
+    /// client that hangs up before the end makes the script's last writes fail, so a run
+    /// whose outcome a test checks must be read to the end.
+    pub fn get_and_read(&self, path: &str) -> u16 {
+        let response = self.get(path);
+        let status = response.status().as_u16();
+        response.text().expect("the whole body");
+        status
+    }
+
     /// `GET /` on host `{name}.localhost` (host routing).
     pub fn get_host(&self, name: &str, path: &str) -> Response {
         self.request(reqwest::Method::GET, path)

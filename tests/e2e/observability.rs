@@ -77,10 +77,10 @@ fn a_tail_streams_exactly_the_runs_of_the_customers_own_script() {
     let echoes = follow(&server, &alice, "a-echo");
     let traps = follow(&server, &alice, "a-trap");
     for _ in 0..3 {
-        assert_eq!(server.get("/dispatch/a-echo/one?x=1").status(), 200);
-        assert_eq!(server.get("/dispatch/b-echo/other").status(), 200);
+        assert_eq!(server.get_and_read("/dispatch/a-echo/one?x=1"), 200);
+        assert_eq!(server.get_and_read("/dispatch/b-echo/other"), 200);
     }
-    assert_eq!(server.get("/dispatch/a-trap/panic").status(), 500);
+    assert_eq!(server.get_and_read("/dispatch/a-trap/panic"), 500);
 
     for _ in 0..3 {
         let event = next_event(&echoes);
@@ -188,13 +188,13 @@ fn usage_counts_a_known_workload_exactly_and_keeps_it_across_a_restart() {
     server.upload(&alice, "broken", &guest("trap"));
     server.upload(&bob, "other", &guest("echo-wstd"));
     for _ in 0..7 {
-        assert_eq!(server.get("/dispatch/metered/").status(), 200);
+        assert_eq!(server.get_and_read("/dispatch/metered/"), 200);
     }
     for _ in 0..2 {
-        assert_eq!(server.get("/dispatch/broken/panic").status(), 500);
+        assert_eq!(server.get_and_read("/dispatch/broken/panic"), 500);
     }
     for _ in 0..3 {
-        server.get("/dispatch/other/");
+        server.get_and_read("/dispatch/other/");
     }
 
     let expected =
@@ -249,7 +249,7 @@ fn metrics_are_prometheus_text_and_logs_can_be_json() {
     let (_, token) = server.create_customer("acme");
     server.upload(&token, "app", &guest("echo-wstd"));
     for _ in 0..3 {
-        server.get("/dispatch/app/");
+        assert_eq!(server.get_and_read("/dispatch/app/"), 200);
     }
 
     let response = server.get("/metrics");

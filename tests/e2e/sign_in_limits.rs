@@ -1,6 +1,6 @@
 //! Guessing passwords and burning the platform's CPU on sign-ins: `auth` limits attempts
-//! per account, the gateway limits sign-ups and logins per client address. Neither
-//! locks out anyone else.
+//! per account, the gateway limits sign-ups and logins per client address. Other
+//! accounts and other addresses stay served.
 
 use std::net::IpAddr;
 

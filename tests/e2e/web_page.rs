@@ -73,7 +73,7 @@ fn a_customer_initializes_signs_in_uploads_opens_and_tails_a_script_from_the_web
     // The live tail shows a request made while it is open.
     browser.click(r#"#scripts tr[data-script="hello2"] button.tail"#);
     browser.wait_for_text("#tail-status", |t| t.starts_with("Connected"));
-    assert_eq!(server.get("/dispatch/hello2/").status(), 200);
+    assert_eq!(server.get_and_read("/dispatch/hello2/"), 200);
     browser.wait_for_text("#tail-events tr .status", |t| t == "200");
     assert_eq!(browser.text("#tail-events tr .path"), "/");
     assert_eq!(browser.text("#tail-events tr .method"), "GET");
