@@ -27,6 +27,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "usage",
         include_str!("../../../migrations/0004_usage.sql"),
     ),
+    (
+        5,
+        "settings_owner",
+        include_str!("../../../migrations/0005_settings_owner.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

@@ -2,7 +2,7 @@
 //! the data directory, plus content-addressed component bytes under `blobs/`.
 //!
 //! It owns persistence only: customers and their hashed tokens, scripts, their tags and
-//! bindings (secrets sealed), and the digests of compiled artifacts. It knows nothing about HTTP or wasmtime. Calls are
+//! bindings (secrets sealed), the admin's settings for them (owned, the outbound policy sealed), and the digests of compiled artifacts. It knows nothing about HTTP or wasmtime. Calls are
 //! blocking; async callers run them on the blocking pool.
 
 mod bindings;
@@ -56,10 +56,12 @@ impl Store {
         std::fs::create_dir_all(data_dir.join("blobs"))?;
         let mut conn = open_connection(data_dir)?;
         migrations::apply(&mut conn)?;
+        let secrets = secrets::SecretKey::load_or_create(data_dir)?;
+        settings::seal_plaintext_policies(&mut conn, &secrets)?;
         Ok(Store {
             data_dir: data_dir.to_path_buf(),
             conn: Mutex::new(conn),
-            secrets: secrets::SecretKey::load_or_create(data_dir)?,
+            secrets,
         })
     }
 

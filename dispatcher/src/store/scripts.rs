@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension as _, Transaction, params};
 use serde::Serialize;
 
-use super::settings::{ScriptSettings, settings_from_row};
+use super::settings::ScriptSettings;
 use super::{BindingSpec, BindingView, Store, StoreError};
 
 /// The public record of a script, as the API returns it.
@@ -31,7 +31,7 @@ pub struct ScriptHead {
     pub customer_id: Option<String>,
     /// Changes whenever the script's bytes, tags or bindings change.
     pub updated_at: String,
-    /// The admin's limits and outbound policy for the script's name.
+    /// The admin's limits and outbound policy, as given to the script's owner.
     pub settings: ScriptSettings,
 }
 
@@ -85,6 +85,14 @@ impl Store {
                 upload.size as i64
             ],
         )?;
+        if existing.is_none() {
+            // A new script starts with the defaults, whatever was once set for its name.
+            tx.execute(
+                "DELETE FROM script_settings WHERE namespace = ?1 AND name = ?2
+                   AND customer_id IS NOT ?3",
+                params![upload.namespace, upload.name, upload.customer_id],
+            )?;
+        }
         if let Some(tags) = upload.tags {
             replace_custom_tags(&tx, upload.namespace, upload.name, tags)?;
         }
@@ -116,35 +124,51 @@ impl Store {
         Ok(record.filter(|r| owner.is_none() || r.customer_id.as_deref() == owner))
     }
 
-    /// Deletes the script if it exists and (when `owner` is given) belongs to that customer.
+    /// Deletes the script if it exists and (when `owner` is given) belongs to that
+    /// customer, with its settings.
     pub fn delete_script(
         &self,
         namespace: &str,
         name: &str,
         owner: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let deleted = self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let deleted = tx.execute(
             "DELETE FROM scripts WHERE namespace = ?1 AND name = ?2
                AND (?3 IS NULL OR customer_id = ?3)",
             params![namespace, name, owner],
         )?;
+        if deleted > 0 {
+            delete_settings(&tx, namespace, name)?;
+        }
+        tx.commit()?;
         Ok(deleted > 0)
     }
 
-    /// Deletes every script of the namespace carrying `tag`; returns their names.
+    /// Deletes every script of the namespace carrying `tag`, with their settings;
+    /// returns their names.
     pub fn delete_scripts_tagged(
         &self,
         namespace: &str,
         tag: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "DELETE FROM scripts WHERE namespace = ?1 AND name IN
-               (SELECT name FROM script_tags WHERE namespace = ?1 AND tag = ?2)
-             RETURNING name",
-        )?;
-        let names = stmt.query_map(params![namespace, tag], |row| row.get(0))?;
-        Ok(names.collect::<Result<_, _>>()?)
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let names: Vec<String> = {
+            let mut stmt = tx.prepare(
+                "DELETE FROM scripts WHERE namespace = ?1 AND name IN
+                   (SELECT name FROM script_tags WHERE namespace = ?1 AND tag = ?2)
+                 RETURNING name",
+            )?;
+            let names = stmt.query_map(params![namespace, tag], |row| row.get(0))?;
+            names.collect::<Result<_, _>>()?
+        };
+        for name in &names {
+            delete_settings(&tx, namespace, name)?;
+        }
+        tx.commit()?;
+        Ok(names)
     }
 
     /// Scripts of the namespace (of one customer when given) that carry every tag in `tags`.
@@ -207,22 +231,33 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT s.namespace, s.name, s.sha256, s.customer_id, s.updated_at,
-                    x.cpu_ms, x.memory_mb, x.subrequests, x.wall_ms, x.outbound
+                    x.cpu_ms, x.memory_mb, x.subrequests, x.wall_ms, x.outbound_sealed,
+                    x.customer_id
              FROM scripts s
-             LEFT JOIN script_settings x ON x.namespace = s.namespace AND x.name = s.name",
+             LEFT JOIN script_settings x ON x.namespace = s.namespace AND x.name = s.name
+               AND x.customer_id IS s.customer_id",
         )?;
         let rows = stmt.query_map([], |row| {
+            let (namespace, name): (String, String) = (row.get(0)?, row.get(1)?);
             Ok(ScriptHead {
-                namespace: row.get(0)?,
-                name: row.get(1)?,
+                settings: self.settings_from_row(&namespace, &name, row, 5)?,
+                namespace,
+                name,
                 sha256: row.get(2)?,
                 customer_id: row.get(3)?,
                 updated_at: row.get(4)?,
-                settings: settings_from_row(row, 5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+fn delete_settings(tx: &Transaction<'_>, namespace: &str, name: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM script_settings WHERE namespace = ?1 AND name = ?2",
+        params![namespace, name],
+    )?;
+    Ok(())
 }
 
 fn replace_custom_tags(

@@ -1,13 +1,19 @@
-//! What the platform's admin sets for a script by name: limit overrides and the outbound
-//! policy (`dispatcher limits`, `dispatcher outbound`). Settings outlive versions: they
-//! are keyed by (namespace, name), so replacing or re-uploading a script keeps them.
-//! The store keeps them as given; the runtime checks and applies them.
+//! What the platform's admin sets for a script: limit overrides and the outbound policy
+//! (`dispatcher limits`, `dispatcher outbound`). Settings belong to the script's owner:
+//! each row records the owner it was given to and applies only while the script under
+//! that name has that owner, and deleting the script removes them in the same
+//! transaction (`scripts.rs`), so a customer who later takes a freed name starts with
+//! the defaults. Replacing a script keeps them. The outbound policy (an outbound
+//! worker's params may carry credentials) is sealed at rest like a secret, bound to the
+//! namespace, name and owner. The store keeps settings as given; the runtime checks and
+//! applies them.
 
 use std::collections::BTreeMap;
 
 use rusqlite::{OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 
+use super::secrets::{SecretKey, SecretSlot};
 use super::{Store, StoreError};
 
 /// Per-script limits; `None` means the server's default.
@@ -52,18 +58,32 @@ pub struct ScriptSettings {
 }
 
 impl Store {
+    /// The settings that apply to the script `name` as it is owned now (the defaults
+    /// when the admin set none for this owner).
     pub fn script_settings(
         &self,
         namespace: &str,
         name: &str,
     ) -> Result<ScriptSettings, StoreError> {
-        let conn = self.conn();
+        self.read_settings(&self.conn(), namespace, name)
+    }
+
+    fn read_settings(
+        &self,
+        conn: &rusqlite::Connection,
+        namespace: &str,
+        name: &str,
+    ) -> Result<ScriptSettings, StoreError> {
         let settings = conn
             .query_row(
-                "SELECT cpu_ms, memory_mb, subrequests, wall_ms, outbound FROM script_settings
-                 WHERE namespace = ?1 AND name = ?2",
+                "SELECT x.cpu_ms, x.memory_mb, x.subrequests, x.wall_ms, x.outbound_sealed,
+                        x.customer_id
+                 FROM script_settings x
+                 WHERE x.namespace = ?1 AND x.name = ?2
+                   AND x.customer_id IS (SELECT s.customer_id FROM scripts s
+                                         WHERE s.namespace = ?1 AND s.name = ?2)",
                 params![namespace, name],
-                |row| settings_from_row(row, 0),
+                |row| self.settings_from_row(namespace, name, row, 0),
             )
             .optional()?;
         Ok(settings.unwrap_or_default())
@@ -76,10 +96,9 @@ impl Store {
         name: &str,
         limits: LimitOverrides,
     ) -> Result<ScriptSettings, StoreError> {
-        let mut settings = self.script_settings(namespace, name)?;
-        settings.limits = settings.limits.merged(limits);
-        self.write_settings(namespace, name, &settings)?;
-        Ok(settings)
+        self.change_settings(namespace, name, |settings| {
+            settings.limits = settings.limits.merged(limits)
+        })
     }
 
     /// Sets (or with `None` clears) the outbound policy; returns the new settings.
@@ -89,35 +108,49 @@ impl Store {
         name: &str,
         outbound: Option<OutboundPolicy>,
     ) -> Result<ScriptSettings, StoreError> {
-        let mut settings = self.script_settings(namespace, name)?;
-        settings.outbound = outbound;
-        self.write_settings(namespace, name, &settings)?;
-        Ok(settings)
+        self.change_settings(namespace, name, |settings| settings.outbound = outbound)
     }
 
-    fn write_settings(
+    /// Applies `change` to the settings of the script's current owner (none: a platform
+    /// script not deployed yet) and stores them as that owner's, in one transaction.
+    fn change_settings(
         &self,
         namespace: &str,
         name: &str,
-        settings: &ScriptSettings,
-    ) -> Result<(), StoreError> {
+        change: impl FnOnce(&mut ScriptSettings),
+    ) -> Result<ScriptSettings, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut settings = self.read_settings(&tx, namespace, name)?;
+        change(&mut settings);
+        let owner: Option<String> = tx
+            .query_row(
+                "SELECT customer_id FROM scripts WHERE namespace = ?1 AND name = ?2",
+                params![namespace, name],
+                |row| row.get(0),
+            )
+            .optional()?
+            .flatten();
         let limits = settings.limits;
-        let outbound = settings
-            .outbound
-            .as_ref()
-            .map(|o| serde_json::to_string(o).expect("policies serialise"));
-        self.conn().execute(
-            "INSERT INTO script_settings
-                (namespace, name, cpu_ms, memory_mb, subrequests, wall_ms, outbound)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        let outbound = settings.outbound.as_ref().map(|policy| {
+            let json = serde_json::to_string(policy).expect("policies serialise");
+            let slot = OutboundSlot::new(namespace, name, owner.as_deref());
+            self.secrets.seal(&slot.slot(), &json)
+        });
+        tx.execute(
+            "INSERT INTO script_settings (namespace, name, customer_id, cpu_ms, memory_mb,
+                subrequests, wall_ms, outbound_sealed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (namespace, name) DO UPDATE SET
+                customer_id = excluded.customer_id,
                 cpu_ms = excluded.cpu_ms, memory_mb = excluded.memory_mb,
                 subrequests = excluded.subrequests, wall_ms = excluded.wall_ms,
-                outbound = excluded.outbound,
+                outbound = NULL, outbound_sealed = excluded.outbound_sealed,
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
             params![
                 namespace,
                 name,
+                owner,
                 limits.cpu_ms.map(|v| v as i64),
                 limits.memory_mb.map(|v| v as i64),
                 limits.subrequests,
@@ -125,36 +158,100 @@ impl Store {
                 outbound
             ],
         )?;
-        Ok(())
+        tx.commit()?;
+        Ok(settings)
+    }
+
+    /// Reads `cpu_ms, memory_mb, subrequests, wall_ms, outbound_sealed, customer_id` of
+    /// the settings of `namespace`/`name` starting at column `first` (all NULL when the
+    /// script has no settings row), opening the sealed outbound policy.
+    pub(super) fn settings_from_row(
+        &self,
+        namespace: &str,
+        name: &str,
+        row: &rusqlite::Row<'_>,
+        first: usize,
+    ) -> rusqlite::Result<ScriptSettings> {
+        let number = |i: usize| row.get::<_, Option<i64>>(first + i);
+        let sealed: Option<Vec<u8>> = row.get(first + 4)?;
+        let owner: Option<String> = row.get(first + 5)?;
+        let unreadable = |e: Box<dyn std::error::Error + Send + Sync>| {
+            rusqlite::Error::FromSqlConversionFailure(first + 4, rusqlite::types::Type::Blob, e)
+        };
+        let outbound = sealed
+            .map(|sealed| {
+                let slot = OutboundSlot::new(namespace, name, owner.as_deref());
+                let json = self
+                    .secrets
+                    .open(&slot.slot(), &sealed)
+                    .map_err(|e| unreadable(Box::new(e)))?;
+                serde_json::from_str(&json).map_err(|e| unreadable(Box::new(e)))
+            })
+            .transpose()?;
+        Ok(ScriptSettings {
+            limits: LimitOverrides {
+                cpu_ms: number(0)?.map(|v| v as u64),
+                memory_mb: number(1)?.map(|v| v as u64),
+                subrequests: number(2)?.map(|v| v as u32),
+                wall_ms: number(3)?.map(|v| v as u64),
+            },
+            outbound,
+        })
     }
 }
 
-/// Reads `cpu_ms, memory_mb, subrequests, wall_ms, outbound` starting at column `first`
-/// (all NULL when the script has no settings row).
-pub(super) fn settings_from_row(
-    row: &rusqlite::Row<'_>,
-    first: usize,
-) -> rusqlite::Result<ScriptSettings> {
-    let number = |i: usize| row.get::<_, Option<i64>>(first + i);
-    let outbound: Option<String> = row.get(first + 4)?;
-    let outbound = outbound
-        .map(|json| {
-            serde_json::from_str(&json).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    first + 4,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })
-        })
-        .transpose()?;
-    Ok(ScriptSettings {
-        limits: LimitOverrides {
-            cpu_ms: number(0)?.map(|v| v as u64),
-            memory_mb: number(1)?.map(|v| v as u64),
-            subrequests: number(2)?.map(|v| v as u32),
-            wall_ms: number(3)?.map(|v| v as u64),
-        },
-        outbound,
-    })
+/// Seals the outbound policies an older version stored in plaintext (run at open, after
+/// the migrations).
+pub(super) fn seal_plaintext_policies(
+    conn: &mut rusqlite::Connection,
+    key: &SecretKey,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    let plaintext: Vec<(String, String, Option<String>, String)> = {
+        let mut stmt = tx.prepare(
+            "SELECT namespace, name, customer_id, outbound FROM script_settings
+             WHERE outbound IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (namespace, name, owner, json) in plaintext {
+        let slot = OutboundSlot::new(&namespace, &name, owner.as_deref());
+        tx.execute(
+            "UPDATE script_settings SET outbound = NULL, outbound_sealed = ?3
+             WHERE namespace = ?1 AND name = ?2",
+            params![namespace, name, key.seal(&slot.slot(), &json)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Where a sealed outbound policy belongs: the script and its owner, so a policy copied
+/// onto another script, or left behind for another owner, does not open.
+struct OutboundSlot<'a> {
+    namespace: &'a str,
+    script: &'a str,
+    /// `outbound` and the owner, NUL-separated: never a binding name.
+    binding: String,
+}
+
+impl<'a> OutboundSlot<'a> {
+    fn new(namespace: &'a str, script: &'a str, owner: Option<&str>) -> OutboundSlot<'a> {
+        OutboundSlot {
+            namespace,
+            script,
+            binding: format!("outbound\0{}", owner.unwrap_or_default()),
+        }
+    }
+
+    fn slot(&self) -> SecretSlot<'_> {
+        SecretSlot {
+            namespace: self.namespace,
+            script: self.script,
+            binding: &self.binding,
+        }
+    }
 }
