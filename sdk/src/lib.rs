@@ -31,8 +31,9 @@
 //! alone; `cargo build --target wasm32-wasip2` produces the component to upload.
 //!
 //! The [`Error`] type is [`anyhow::Error`], so `?` works on the errors of this crate, of
-//! [`wstd`] and of most libraries; an error returned from the handler becomes a `500`
-//! response carrying its message, and is logged.
+//! [`wstd`] and of most libraries; an error returned from the handler is logged (its
+//! owner reads it in the tail) and answered with a `500` whose body is only
+//! `internal error`, so no error text reaches whoever sent the request.
 
 mod bindings;
 mod context;
@@ -63,8 +64,8 @@ pub use wstd::http::{Body, Method, StatusCode};
 /// `wasi:http/incoming-handler`.
 ///
 /// For every request the handler runs inside the `wstd` runtime. `Ok(response)` is sent
-/// as is (a streamed body streams). `Err(e)` is logged at the error level and answered
-/// with `500` and the error's message (with its causes) as `text/plain`. Once the body
+/// as is (a streamed body streams). `Err(e)` is logged at the error level, with its
+/// causes, and answered with `500` and the text `internal error`. Once the body
 /// has been fully sent, every future given to [`Context::wait_until`] runs to completion
 /// before the call returns, so the platform's limits still apply to them.
 ///

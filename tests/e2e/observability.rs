@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::harness::{BIN, Server, guest};
 
 /// Follows `name`'s tail as the customer of `token`; each event arrives on the channel.
-fn follow(server: &Server, token: &str, name: &str) -> mpsc::Receiver<Value> {
+pub fn follow(server: &Server, token: &str, name: &str) -> mpsc::Receiver<Value> {
     // No client timeout: a tail is a response that does not end.
     let response = reqwest::blocking::Client::new()
         .get(server.url(&format!("/script/{name}/tail")))
@@ -37,7 +37,7 @@ fn follow(server: &Server, token: &str, name: &str) -> mpsc::Receiver<Value> {
     received
 }
 
-fn next_event(events: &mpsc::Receiver<Value>) -> Value {
+pub fn next_event(events: &mpsc::Receiver<Value>) -> Value {
     events
         .recv_timeout(Duration::from_secs(10))
         .expect("a tail event within 10 s")

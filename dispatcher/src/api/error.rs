@@ -1,5 +1,8 @@
 //! The one place errors become HTTP: every failure is an `ApiError`, answered with the
-//! envelope `{"ok":false,"error":{"code":"snake_case","message":"..."}}`.
+//! envelope `{"ok":false,"error":{"code":"snake_case","message":"..."}}`. A failed run
+//! is the eyeballs' error boundary: its envelope says only what kind of failure it was,
+//! with the run's `request_id` (also in `X-Request-Id`), under which the script's owner
+//! finds the detail in its tail.
 
 use axum::Json;
 use axum::http::{StatusCode, header};
@@ -7,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::deploy::DeployError;
-use crate::runtime::{ArtifactError, InvokeError, PrepareError};
+use crate::runtime::{ArtifactError, InvokeError, PrepareError, RunFailure};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,16 +36,12 @@ pub enum ApiError {
     NameTaken(String),
     #[error("{0}")]
     TooLarge(String),
+    /// An upload body that did not arrive in time.
     #[error("{0}")]
-    ScriptError(String),
-    #[error("{0}")]
-    ExceededCpu(String),
-    #[error("{0}")]
-    ExceededMemory(String),
-    #[error("{0}")]
-    ExceededWallTime(String),
-    #[error("{0}")]
-    Overloaded(String),
+    RequestTimeout(String),
+    /// A run of a script that gave no answer (it failed, or hit a limit).
+    #[error("{}", .0.error.public_message())]
+    Run(RunFailure),
     /// Too many attempts from one client; the next is allowed after `retry_after`.
     #[error("too many attempts from this address; retry after the time in Retry-After")]
     RateLimited { retry_after: std::time::Duration },
@@ -64,13 +63,14 @@ impl ApiError {
             ApiError::ScriptNotFound(_) => (StatusCode::NOT_FOUND, "script_not_found"),
             ApiError::NameTaken(_) => (StatusCode::CONFLICT, "name_taken"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            ApiError::ScriptError(_) => (StatusCode::INTERNAL_SERVER_ERROR, "script_error"),
-            ApiError::ExceededCpu(_) => (StatusCode::SERVICE_UNAVAILABLE, "exceeded_cpu"),
-            ApiError::ExceededMemory(_) => (StatusCode::SERVICE_UNAVAILABLE, "exceeded_memory"),
-            ApiError::ExceededWallTime(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "exceeded_wall_time")
-            }
-            ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::Run(failure) => match failure.error {
+                InvokeError::ScriptError(_) => (StatusCode::INTERNAL_SERVER_ERROR, "script_error"),
+                InvokeError::ExceededCpu => (StatusCode::SERVICE_UNAVAILABLE, "exceeded_cpu"),
+                InvokeError::ExceededMemory => (StatusCode::SERVICE_UNAVAILABLE, "exceeded_memory"),
+                InvokeError::WallTime => (StatusCode::SERVICE_UNAVAILABLE, "exceeded_wall_time"),
+                InvokeError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            },
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -81,6 +81,8 @@ impl ApiError {
 struct ErrorBody<'a> {
     code: &'a str,
     message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
 }
 
 impl IntoResponse for ApiError {
@@ -89,13 +91,31 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
+        let request_id = match &self {
+            ApiError::Run(failure) => Some(&*failure.request_id),
+            _ => None,
+        };
         let body = serde_json::json!({
             "ok": false,
-            "error": ErrorBody { code, message: self.to_string() },
+            "error": ErrorBody { code, message: self.to_string(), request_id },
         });
         let mut response = (status, Json(body)).into_response();
+        if let Some(id) = request_id.and_then(|id| header::HeaderValue::from_str(id).ok()) {
+            response.headers_mut().insert("x-request-id", id);
+        }
+        if let ApiError::RequestTimeout(_) = &self {
+            // The rest of the body is not read: the connection cannot carry another
+            // request.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
         let retry_after = match &self {
-            ApiError::Overloaded(_) => Some(1),
+            ApiError::Run(RunFailure {
+                error: InvokeError::Overloaded,
+                ..
+            }) => Some(1),
             ApiError::RateLimited { retry_after } => Some(retry_after.as_secs_f64().ceil() as u64),
             _ => None,
         };
@@ -149,15 +169,8 @@ impl From<DeployError> for ApiError {
     }
 }
 
-impl From<InvokeError> for ApiError {
-    fn from(e: InvokeError) -> Self {
-        let message = e.to_string();
-        match e {
-            InvokeError::ScriptError(_) => ApiError::ScriptError(message),
-            InvokeError::ExceededCpu => ApiError::ExceededCpu(message),
-            InvokeError::ExceededMemory => ApiError::ExceededMemory(message),
-            InvokeError::WallTime => ApiError::ExceededWallTime(message),
-            InvokeError::Overloaded => ApiError::Overloaded(message),
-        }
+impl From<RunFailure> for ApiError {
+    fn from(failure: RunFailure) -> Self {
+        ApiError::Run(failure)
     }
 }

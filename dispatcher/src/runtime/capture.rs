@@ -1,7 +1,9 @@
 //! Per-request capture of a guest's stdout and stderr: bounded in memory, never written
 //! raw to the server's own output. Writes past the bound are dropped (and counted) rather
-//! than failed, so a chatty script keeps running; the captured text is logged with the
-//! script's name when the request ends.
+//! than failed, so a chatty script keeps running. When the request ends the text becomes
+//! at most `MAX_LINES` lines with every control character escaped, so one request
+//! cannot flood the server's log with events or forge lines in it (a raw CR or escape
+//! sequence never reaches a terminal).
 
 use std::sync::{Arc, Mutex};
 
@@ -17,9 +19,54 @@ pub struct LogCapture {
 
 #[derive(Default)]
 pub struct Captured {
-    pub text: Vec<u8>,
-    pub dropped_bytes: u64,
+    text: Vec<u8>,
+    dropped_bytes: u64,
     capacity: usize,
+}
+
+/// Most console lines one request logs (and shows in its tail event); past it the rest
+/// are counted, not logged.
+pub const MAX_LINES: usize = 256;
+
+/// What a request printed, ready to log.
+pub struct ConsoleLines {
+    /// At most `MAX_LINES`, control characters escaped.
+    pub lines: Vec<String>,
+    /// Lines past `MAX_LINES`.
+    pub dropped_lines: usize,
+    /// Bytes past the capture's capacity.
+    pub dropped_bytes: u64,
+}
+
+impl Captured {
+    /// The captured text as loggable lines.
+    pub fn into_lines(self) -> ConsoleLines {
+        let text = String::from_utf8_lossy(&self.text);
+        let mut all = text.lines();
+        let lines: Vec<String> = all.by_ref().take(MAX_LINES).map(escape_controls).collect();
+        ConsoleLines {
+            lines,
+            dropped_lines: all.count(),
+            dropped_bytes: self.dropped_bytes,
+        }
+    }
+}
+
+/// `line` with every control character (C0, DEL, C1) written as an escape (`\r`,
+/// `\u{1b}`).
+pub fn escape_controls(line: &str) -> String {
+    if !line.chars().any(char::is_control) {
+        return line.to_owned();
+    }
+    line.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl LogCapture {

@@ -5,13 +5,22 @@
 //! the headers went out. The run is held to its budget (`limits`): CPU metered per poll
 //! and enforced at epoch ticks, memory by the store's limiter, wall time by the deadline;
 //! its console output is captured.
+//!
+//! A run that fails is answered for what it is (`script_error`, `exceeded_cpu`, ...) with
+//! its request id only: the detail (trap text, backtrace) goes to the owner's tail and the
+//! server log, never to the client. A run that fails after its response head went out
+//! cuts the body short with an error, so the client never takes a truncated body for a
+//! whole one.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body::Body;
+use http_body::{Body, Frame};
 use http_body_util::BodyExt as _;
 use wasmtime::Store;
 use wasmtime_wasi::I32Exit;
@@ -19,7 +28,7 @@ use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::{HyperIncomingBody, HyperOutgoingBody};
 
-use super::capture::LogCapture;
+use super::capture::{LogCapture, escape_controls};
 use super::cpu::Metered;
 use super::limits::{self, Budget, LimitExceeded};
 use super::outbound::SendResult;
@@ -42,7 +51,15 @@ pub enum InvokeError {
 }
 
 impl InvokeError {
-    fn outcome(&self) -> Outcome {
+    /// What a client may be told: the kind of failure, nothing of its detail.
+    pub fn public_message(&self) -> String {
+        match self {
+            InvokeError::ScriptError(_) => "the script failed".into(),
+            other => other.to_string(),
+        }
+    }
+
+    pub(super) fn outcome(&self) -> Outcome {
         match self {
             InvokeError::ScriptError(_) => Outcome::ScriptError,
             InvokeError::ExceededCpu => Outcome::ExceededCpu,
@@ -51,6 +68,15 @@ impl InvokeError {
             InvokeError::Overloaded => Outcome::Overloaded,
         }
     }
+}
+
+/// A run that gave no answer: why, and the id under which its owner finds the detail
+/// (in the tail and the server log).
+#[derive(Debug, thiserror::Error)]
+#[error("{error} (request {request_id})")]
+pub struct RunFailure {
+    pub request_id: Arc<str>,
+    pub error: InvokeError,
 }
 
 /// Extra context of one run: the params an outbound worker sees as vars.
@@ -62,7 +88,7 @@ impl Runtime {
         self: &Arc<Self>,
         script: Arc<LoadedScript>,
         request: hyper::Request<B>,
-    ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError>
+    ) -> Result<hyper::Response<HyperOutgoingBody>, RunFailure>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
@@ -81,10 +107,17 @@ impl Runtime {
         budget: Arc<Budget>,
         params: WorkerParams,
     ) -> SendResult {
+        // The caller is another script: it learns what kind of failure, not its detail.
         let response = self
             .run(script, request, budget, params)
             .await
-            .map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))?;
+            .map_err(|failure| {
+                wasmtime_wasi_http::Error::InternalError(Some(format!(
+                    "the called script: {} (request {})",
+                    failure.error.public_message(),
+                    failure.request_id
+                )))
+            })?;
         let io: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send> =
             Box::new(async { Ok(()) });
         Ok((response, io))
@@ -96,8 +129,15 @@ impl Runtime {
         request: hyper::Request<HyperIncomingBody>,
         budget: Arc<Budget>,
         params: WorkerParams,
-    ) -> Result<hyper::Response<HyperOutgoingBody>, InvokeError> {
+    ) -> Result<hyper::Response<HyperOutgoingBody>, RunFailure> {
         let report = RunReport::new(self, &script, &request);
+        let failure = |error: InvokeError| {
+            report.failed(&error);
+            RunFailure {
+                request_id: report.request_id.clone(),
+                error,
+            }
+        };
         let logs = LogCapture::new(self.log_capacity);
         let deadline = budget.deadline;
         let host = Host::new(self.clone(), script.clone(), &logs, budget.clone(), params);
@@ -112,10 +152,10 @@ impl Runtime {
             let mut http = store.data_mut().http();
             let incoming = http
                 .new_incoming_request(Scheme::Http, request)
-                .map_err(|e| InvokeError::ScriptError(format!("bad request: {e:#}")))?;
+                .map_err(|e| failure(InvokeError::ScriptError(format!("bad request: {e:#}"))))?;
             let outparam = http
                 .new_response_outparam(sender)
-                .map_err(|e| InvokeError::ScriptError(format!("{e:#}")))?;
+                .map_err(|e| failure(InvokeError::ScriptError(format!("{e:#}"))))?;
             (incoming, outparam)
         };
 
@@ -123,7 +163,17 @@ impl Runtime {
         let reported_budget = budget.clone();
         let task_report = report.clone();
         let logged_script = script.clone();
+        let failed = Arc::new(AtomicBool::new(false));
+        let verdict = Verdict {
+            failed: failed.clone(),
+            succeeded: false,
+        };
         let run = async move {
+            // Declared in this order so that, however the run ends (an error, the wall
+            // time dropping it), the verdict is in before the store (and with it the
+            // response body's sender) is dropped.
+            let mut store = store;
+            let mut verdict = verdict;
             let proxy = script
                 .pre
                 .instantiate_async(&mut store)
@@ -139,7 +189,9 @@ impl Runtime {
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam)
                 .await
-                .map_err(|e| describe_failure(e, &budget, ""))
+                .map_err(|e| describe_failure(e, &budget, ""))?;
+            verdict.succeeded = true;
+            Ok(())
         };
         let metered = Metered::new(run, metered_budget, &self.heavy_lane);
         let task = tokio::spawn(async move {
@@ -148,13 +200,13 @@ impl Runtime {
                 Err(_) => Err(InvokeError::WallTime),
             };
             let failure = result.as_ref().err();
-            let lines = log_console(&logged_script, &logs, failure);
+            let lines = log_console(&logged_script, &logs, failure, &task_report.request_id);
             let lines = if task_report.wants_logs() {
                 lines
             } else {
                 Vec::new()
             };
-            task_report.finished(failure.map(InvokeError::outcome), &reported_budget, lines);
+            task_report.finished(failure, &reported_budget, lines);
             result
         });
 
@@ -174,11 +226,62 @@ impl Runtime {
                 ))),
             },
         };
-        match &answer {
-            Ok(response) => report.answered(response.status().as_u16()),
-            Err(failure) => report.failed(failure.outcome()),
+        match answer {
+            Ok(response) => {
+                report.answered(response.status().as_u16());
+                Ok(response.map(|body| UnlessFailed { body, failed }.boxed_unsync()))
+            }
+            Err(error) => Err(failure(error)),
         }
-        answer
+    }
+}
+
+/// Marks the run failed when dropped before the guest's handler returned.
+struct Verdict {
+    failed: Arc<AtomicBool>,
+    succeeded: bool,
+}
+
+impl Drop for Verdict {
+    fn drop(&mut self) {
+        if !self.succeeded {
+            self.failed.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// A script's response body that ends in an error, not cleanly, when the run failed
+/// before finishing it: wasi-http ends a body whose guest went away as if it were
+/// complete.
+struct UnlessFailed {
+    body: HyperOutgoingBody,
+    failed: Arc<AtomicBool>,
+}
+
+impl Body for UnlessFailed {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(None) if self.failed.load(Ordering::Acquire) => {
+                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some(
+                    "the script failed before finishing its response".into(),
+                )))))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -196,31 +299,32 @@ fn describe_failure(error: wasmtime::Error, budget: &Budget, context: &str) -> I
         return InvokeError::ScriptError(format!("the script called exit({})", exit.0));
     }
     if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
-        return InvokeError::ScriptError(format!("{context}wasm trap: {trap}"));
+        return InvokeError::ScriptError(format!("{context}{trap}"));
     }
     InvokeError::ScriptError(format!("{context}{error:#}"))
 }
 
-/// Logs what the script printed, one event per line, tagged with the script's name;
-/// returns the lines.
+/// Logs what the script printed, at most `MAX_LINES` events with control characters
+/// escaped, tagged with the script's name; returns the lines.
 fn log_console(
     script: &LoadedScript,
     logs: &LogCapture,
     failure: Option<&InvokeError>,
+    request_id: &str,
 ) -> Vec<String> {
-    let captured = logs.take();
-    let text = String::from_utf8_lossy(&captured.text);
-    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    for line in &lines {
-        tracing::info!(target: "script", script = %script.name, namespace = %script.namespace, "{line}");
+    let console = logs.take().into_lines();
+    for line in &console.lines {
+        tracing::info!(target: "script", script = %script.name, namespace = %script.namespace, request_id, "{line}");
     }
-    if captured.dropped_bytes > 0 {
-        tracing::warn!(target: "script", script = %script.name, dropped_bytes = captured.dropped_bytes, "console output over the per-request limit was dropped");
+    if console.dropped_lines > 0 || console.dropped_bytes > 0 {
+        tracing::warn!(target: "script", script = %script.name, request_id, dropped_lines = console.dropped_lines, dropped_bytes = console.dropped_bytes, "console output over the per-request limit was dropped");
     }
     if let Some(failure) = failure {
-        tracing::warn!(target: "script", script = %script.name, namespace = %script.namespace, %failure, "request failed");
+        // Trap text names the guest's own functions: the guest chose those bytes.
+        let failure = escape_controls(&failure.to_string());
+        tracing::warn!(target: "script", script = %script.name, namespace = %script.namespace, request_id, %failure, "request failed");
     }
-    lines
+    console.lines
 }
 
 /// A whole request body the host itself sends a script (the gateway's session check,

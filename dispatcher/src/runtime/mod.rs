@@ -33,7 +33,7 @@ pub use compose::{ComposeError, PlatformModule};
 pub use engine::EngineLimits;
 pub use host::Host;
 pub use index::{LoadedScript, ScriptIndex};
-pub use invoke::{InvokeError, host_body};
+pub use invoke::{InvokeError, RunFailure, host_body};
 pub use limits::Limits;
 pub use outbound::{AddressPolicy, AllowList};
 pub use validate::ValidateError;

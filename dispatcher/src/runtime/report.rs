@@ -2,11 +2,14 @@
 //! status the client got (or the failure it got instead), the run's own task learns the
 //! outcome, CPU, memory, subrequests and console lines — and delivered when the second
 //! of them is done with it (the report is shared, and sent when dropped): to usage
-//! metering always, and as a tail event when someone follows the script.
+//! metering always, and as a tail event when someone follows the script. Every run has a
+//! request id, the one its client is shown when the run fails; the tail event carries it
+//! with the failure's detail, which the client never sees.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::invoke::InvokeError;
 use super::limits::Budget;
 use super::tail::TailEvent;
 use super::usage::RunCost;
@@ -15,6 +18,8 @@ use crate::metrics::Outcome;
 use crate::store::UsageKey;
 
 pub struct RunReport {
+    /// Names the run in the tail and the server log, and to a client it failed.
+    pub request_id: Arc<str>,
     runtime: Arc<Runtime>,
     script: Arc<LoadedScript>,
     began: SystemTime,
@@ -29,13 +34,14 @@ struct Sides {
     /// The status of the response the script set.
     status: Option<u16>,
     /// Why the client got no response from the script, as the request side saw it.
-    request_failure: Option<Outcome>,
+    request_failure: Option<(Outcome, String)>,
     finished: Option<Finished>,
 }
 
 /// What the run's task knows when the guest is done.
 struct Finished {
-    failure: Option<Outcome>,
+    /// The outcome and the detail of a failure.
+    failure: Option<(Outcome, String)>,
     cpu_us: u64,
     wall_us: u64,
     subrequests: u32,
@@ -52,6 +58,7 @@ impl RunReport {
     ) -> Arc<RunReport> {
         let tailed = runtime.tails.follows(script);
         Arc::new(RunReport {
+            request_id: format!("{:016x}", rand::random::<u64>()).into(),
             runtime: runtime.clone(),
             script: script.clone(),
             began: SystemTime::now(),
@@ -77,14 +84,14 @@ impl RunReport {
     }
 
     /// The request side: the client got `failure` instead of the script's answer.
-    pub fn failed(&self, failure: Outcome) {
-        self.state.lock().expect("report lock").request_failure = Some(failure);
+    pub fn failed(&self, failure: &InvokeError) {
+        self.state.lock().expect("report lock").request_failure = Some(described(failure));
     }
 
     /// The run's task: the guest is done, with `failure` if it failed.
-    pub fn finished(&self, failure: Option<Outcome>, budget: &Budget, logs: Vec<String>) {
+    pub fn finished(&self, failure: Option<&InvokeError>, budget: &Budget, logs: Vec<String>) {
         let finished = Finished {
-            failure,
+            failure: failure.map(described),
             cpu_us: budget.cpu_used().as_micros() as u64,
             wall_us: self.started.elapsed().as_micros() as u64,
             subrequests: budget.subrequests_used(),
@@ -103,10 +110,12 @@ impl Drop for RunReport {
             self.runtime.metrics.request(Outcome::ScriptError);
             return;
         };
-        let outcome = finished
+        let (outcome, error) = finished
             .failure
             .or(sides.request_failure)
-            .unwrap_or(Outcome::Ok);
+            .map_or((Outcome::Ok, None), |(outcome, detail)| {
+                (outcome, Some(detail))
+            });
         // One outcome for every view of the run: metrics, usage and tail agree.
         self.runtime.metrics.request(outcome);
         self.runtime
@@ -138,6 +147,7 @@ impl Drop for RunReport {
         self.runtime.tails.publish(
             &self.script,
             TailEvent {
+                request_id: self.request_id.to_string(),
                 time: humantime::format_rfc3339_millis(self.began).to_string(),
                 script: self.script.name.clone(),
                 namespace: self.script.namespace.clone(),
@@ -151,7 +161,12 @@ impl Drop for RunReport {
                 subrequests: finished.subrequests,
                 memory_bytes: finished.memory_bytes,
                 logs: finished.logs,
+                error,
             },
         );
     }
+}
+
+fn described(failure: &InvokeError) -> (Outcome, String) {
+    (failure.outcome(), failure.to_string())
 }

@@ -21,6 +21,8 @@ const BACKLOG: usize = 256;
 /// What one run did, as a tail shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TailEvent {
+    /// The id a client is shown when the run fails.
+    pub request_id: String,
     /// When the run began (RFC 3339, UTC).
     pub time: String,
     pub script: String,
@@ -38,6 +40,8 @@ pub struct TailEvent {
     pub memory_bytes: u64,
     /// The script's console output and log lines.
     pub logs: Vec<String>,
+    /// Why the run failed, in full (trap text, backtrace); `None` when it did not.
+    pub error: Option<String>,
 }
 
 /// Which runs a listener follows.
