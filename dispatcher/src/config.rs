@@ -20,6 +20,11 @@ pub struct Config {
     pub dispatch_domain: String,
     /// Largest component a customer may upload, in bytes.
     pub max_script_bytes: usize,
+    /// Longest an upload's body may go without a byte arriving, in milliseconds
+    /// (`408 request_timeout` past it).
+    pub upload_idle_timeout_ms: u64,
+    /// Longest an upload's whole body may take to arrive, in milliseconds.
+    pub upload_timeout_ms: u64,
     /// Largest request body a dispatched script may receive, in bytes.
     pub max_request_body_bytes: usize,
     /// Longest a client may take to send a request's headers (also closes idle
@@ -74,7 +79,11 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             dispatch_domain: "localhost".into(),
-            max_script_bytes: 10 << 20,
+            // Room for JavaScript (componentize-js, ~13 MB) and Python (componentize-py,
+            // ~21 MB) components.
+            max_script_bytes: 64 << 20,
+            upload_idle_timeout_ms: 10_000,
+            upload_timeout_ms: 120_000,
             max_request_body_bytes: 100 << 20,
             header_read_timeout_ms: 10_000,
             cpu_ms: 50,

@@ -111,9 +111,9 @@ fn a_component_importing_an_unknown_interface_is_refused_naming_it() {
 #[test]
 fn an_oversize_upload_is_too_large() {
     let (server, token) = server_with_app();
-    // Announce a body one byte over the 10 MiB cap, as a client waiting for an early
+    // Announce a body one byte over the 64 MiB cap, as a client waiting for an early
     // answer would: the server refuses it before reading any of it.
-    let oversize = 10 * 1024 * 1024 + 1;
+    let oversize = 64 * 1024 * 1024 + 1;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))

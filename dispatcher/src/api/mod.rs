@@ -134,7 +134,7 @@ async fn body_limit(State(state): State<AppState>, request: Request, next: Next)
     let limit = state
         .config
         .max_request_body_bytes
-        .max(state.config.max_script_bytes + (64 << 10));
+        .max(state.config.max_script_bytes + upload::MULTIPART_OVERHEAD);
     if upload::declares_more_than(request.headers(), limit) {
         return ApiError::TooLarge(format!("the request body is larger than {limit} bytes"))
             .into_response();

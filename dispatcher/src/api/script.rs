@@ -54,7 +54,7 @@ pub async fn put_script(
             return Err(error);
         }
     };
-    let upload = read_upload(request, state.deployer.max_script_bytes).await?;
+    let upload = read_upload(request, &state.config).await?;
     let (record, created) = state
         .deployer
         .deploy(NewVersion {
