@@ -11,6 +11,7 @@ mod cli;
 mod dispatch;
 mod first_party;
 mod gateway;
+mod identity_headers;
 mod initialize;
 mod limits;
 mod observability;

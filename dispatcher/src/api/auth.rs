@@ -8,7 +8,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::deploy::blocking;
 
-pub const TOKEN_HEADER: &str = "x-customer-token";
+pub const TOKEN_HEADER: &str = crate::identity::CUSTOMER_TOKEN;
 
 /// The authenticated customer making a management request.
 pub struct Customer(pub crate::store::Customer);
