@@ -9,6 +9,7 @@ mod bad_uploads;
 mod bindings;
 mod cli;
 mod dispatch;
+mod early_refusals;
 mod first_party;
 mod gateway;
 mod identity_headers;
