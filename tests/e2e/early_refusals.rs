@@ -98,6 +98,8 @@ fn an_upload_with_a_bad_token_or_name_is_answered_before_its_body_arrives() {
     let answer = put_head_only(&server, "/script/Not_A_Name", Some(&token));
     assert!(answer.starts_with("http/1.1 400"), "{answer}");
     assert!(answer.contains("connection: close"), "{answer}");
+    let answer = put_head_only(&server, "/script/billing", Some(&token));
+    assert!(answer.starts_with("http/1.1 409"), "{answer}");
     // A client busy sending a large body reads the answer, not a reset connection.
     let large = vec![0u8; 4 << 20];
     let metadata = serde_json::json!({});

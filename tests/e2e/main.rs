@@ -20,6 +20,7 @@ mod openapi;
 mod outbound;
 mod persistence;
 mod platform_module;
+mod reserved_names;
 mod sandbox;
 mod scripts;
 mod services;

@@ -1,7 +1,8 @@
 //! Management routes for a customer's scripts: upload/replace, read, delete, list by
 //! tags, replace tags. A customer only ever sees its own scripts: another customer's
-//! name answers 404 on read and delete and `409 name_taken` on upload. An upload is
-//! refused for its name or token at once, without waiting for its body.
+//! name answers 404 on read and delete and `409 name_taken` on upload, as does a name
+//! reserved for the platform. An upload is refused for its name or token at once,
+//! without waiting for its body.
 
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -36,7 +37,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
         (status = 200, description = "Replaced", body = super::openapi::Envelope<ScriptRecord>),
         (status = 400, description = "`bad_request`, `invalid_wasm` or `invalid_name`", body = super::openapi::ErrorEnvelope),
         (status = 401, description = "`unauthorized`", body = super::openapi::ErrorEnvelope),
-        (status = 409, description = "`name_taken`: another customer's name", body = super::openapi::ErrorEnvelope),
+        (status = 409, description = "`name_taken`: another customer's name, or one reserved for the platform", body = super::openapi::ErrorEnvelope),
         (status = 413, description = "`too_large`", body = super::openapi::ErrorEnvelope),
     ),
     security(("customer_token" = []))
@@ -47,7 +48,10 @@ pub async fn put_script(
     customer: Result<Customer, ApiError>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let checked = check_name(&name).and(customer);
+    let checked = check_name(&name).and(customer).and_then(|customer| {
+        state.deployer.check_name(CUSTOMER_NAMESPACE, &name)?;
+        Ok(customer)
+    });
     let Customer(customer) = match checked {
         Ok(customer) => customer,
         Err(error) => return Ok(refused_early(error, request)),
