@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use ipnet::IpNet;
 
+use crate::deploy::valid_name;
 use crate::runtime::{AddressPolicy, EngineLimits, Limits, RuntimeConfig, SqlLimits};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +73,9 @@ pub struct Config {
     /// IPv6 client counts by its /64); 0 turns the limit off, e.g. behind a proxy that
     /// makes every client one address.
     pub sign_in_attempts_per_minute: u32,
+    /// Script names no customer may upload (`409 name_taken`), so that
+    /// `{name}.{dispatch_domain}` never serves a tenant's page under a first-party name.
+    pub reserved_names: Vec<String>,
 }
 
 impl Default for Config {
@@ -102,6 +106,9 @@ impl Default for Config {
             allow_remote_initialize: false,
             usage_flush_ms: 10_000,
             sign_in_attempts_per_minute: 30,
+            reserved_names: crate::first_party::service_names()
+                .map(String::from)
+                .collect(),
         }
     }
 }
@@ -114,7 +121,16 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))
+        let config: Config = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))?;
+        if let Some(name) = config.reserved_names.iter().find(|n| !valid_name(n)) {
+            anyhow::bail!(
+                "invalid config {}: reserved_names: `{name}` is not a script name \
+                 (1-63 of a-z, 0-9 and -)",
+                path.display()
+            );
+        }
+        Ok(config)
     }
 
     /// Everything the runtime enforces.

@@ -104,6 +104,11 @@ const SERVICES: &[Service] = &[
     },
 ];
 
+/// The names of the first-party services.
+pub fn service_names() -> impl Iterator<Item = &'static str> {
+    SERVICES.iter().map(|service| service.name)
+}
+
 /// What `install` did to one service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Installed {

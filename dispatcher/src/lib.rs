@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod deploy;
 pub mod first_party;
+pub mod identity;
 pub mod local;
 pub mod metrics;
 pub mod runtime;

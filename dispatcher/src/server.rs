@@ -34,12 +34,13 @@ pub async fn open(data_dir: &Path, config: &Config) -> anyhow::Result<Deployer> 
         store,
         runtime,
         max_script_bytes: config.max_script_bytes,
+        reserved_names: config.reserved_names.clone().into(),
     };
     deployer.sync_from_store().await?;
     Ok(deployer)
 }
 
-pub async fn serve(config: Config, data_dir: &Path, demo: bool) -> anyhow::Result<()> {
+pub async fn serve(mut config: Config, data_dir: &Path, demo: bool) -> anyhow::Result<()> {
     let deployer = open(data_dir, &config).await?;
     if config.first_party {
         crate::first_party::install(&deployer).await?;
@@ -53,6 +54,9 @@ pub async fn serve(config: Config, data_dir: &Path, demo: bool) -> anyhow::Resul
 
     let listener = TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
+    // The address actually bound (the config may ask for port 0), which the routes
+    // that check a request's `Host` compare with.
+    config.listen = address;
     tracing::info!(%address, data = %data_dir.display(), "dispatcher listening");
     println!("dispatcher listening on http://{address}");
     if deployer.store.list_customers()?.is_empty() {

@@ -13,7 +13,9 @@ fn one_script_uses_every_binding_kind() {
     let server = Server::start();
     let (_, token) = server.create_customer("acme");
     assert_eq!(
-        server.upload(&token, "auth", &guest("echo-wstd")).status(),
+        server
+            .upload(&token, "whoami", &guest("echo-wstd"))
+            .status(),
         201
     );
     let metadata = json!({
@@ -23,7 +25,7 @@ fn one_script_uses_every_binding_kind() {
             {"type": "secret_text", "name": "API_KEY", "text": "k-123"},
             {"type": "kv_namespace", "name": "CACHE", "namespace": "visits"},
             {"type": "d1", "name": "DB", "database": "main"},
-            {"type": "service", "name": "AUTH", "service": "auth"},
+            {"type": "service", "name": "AUTH", "service": "whoami"},
         ],
     });
     let created = server.upload_with(&token, "everything", &guest("everything"), metadata);

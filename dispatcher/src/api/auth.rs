@@ -1,5 +1,8 @@
 //! The `Customer` extractor: the caller identified by its `X-Customer-Token`, or
-//! `401 unauthorized`. Tokens are checked against stored digests in constant time.
+//! `401 unauthorized`. Tokens are checked against stored digests in constant time. A
+//! request carrying the token header more than once (in any spelling, `X_Customer_Token`
+//! included) is ambiguous and answered `400 bad_request`: a proxy in front could have
+//! read another one than this server.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -7,8 +10,9 @@ use axum::http::request::Parts;
 use super::AppState;
 use super::error::ApiError;
 use crate::deploy::blocking;
+use crate::identity;
 
-pub const TOKEN_HEADER: &str = "x-customer-token";
+pub const TOKEN_HEADER: &str = identity::CUSTOMER_TOKEN;
 
 /// The authenticated customer making a management request.
 pub struct Customer(pub crate::store::Customer);
@@ -17,6 +21,16 @@ impl FromRequestParts<AppState> for Customer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = parts
+            .headers
+            .iter()
+            .filter(|(name, _)| identity::is_spelling_of(name.as_str(), TOKEN_HEADER))
+            .count();
+        if presented > 1 {
+            return Err(ApiError::BadRequest(
+                "send the X-Customer-Token header once; this request has several".into(),
+            ));
+        }
         let token = parts
             .headers
             .get(TOKEN_HEADER)

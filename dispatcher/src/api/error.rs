@@ -161,7 +161,7 @@ impl From<DeployError> for ApiError {
                 e @ (ArtifactError::Io(_) | ArtifactError::Store(_)),
             )) => ApiError::Internal(e.to_string()),
             DeployError::Prepare(_) => ApiError::InvalidWasm(message),
-            DeployError::NameTaken(_) => ApiError::NameTaken(message),
+            DeployError::NameTaken(_) | DeployError::Reserved(_) => ApiError::NameTaken(message),
             DeployError::NotFound(name) => ApiError::ScriptNotFound(name),
             DeployError::Store(e) => e.into(),
             DeployError::Internal(e) => ApiError::Internal(e),

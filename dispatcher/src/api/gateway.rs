@@ -1,6 +1,7 @@
 //! The gateway in front of the platform's own services (seed `000_*`): every request
 //! that no other route takes. It removes every identity header a client sent
-//! (`X-User-Id`, `X-User-Role`, `X-App-Key`, in any case and with `_` for `-`), verifies
+//! (`X-User-Id`, `X-User-Role`, `X-App-Key`, `X-Customer-Token`, in any case and with
+//! `_` for `-`: `crate::identity`), verifies
 //! the session of a cookie or bearer token by running the first-party `auth` script
 //! in-process (its answer remembered briefly, `sessions.rs`), sets the three headers
 //! from the session, and hands the request — path, query and streamed body unchanged —
@@ -26,11 +27,12 @@ use super::error::ApiError;
 use super::sessions::{CredentialsKey, Remembered, Session};
 use super::sign_in_limit::SignInLimit;
 use super::{AppState, dispatch};
+use crate::identity;
 use crate::runtime::{LoadedScript, host_body};
 use crate::store::PLATFORM_NAMESPACE;
 
-/// The headers that carry identity downstream, lowercase.
-const IDENTITY_HEADERS: [&str; 3] = ["x-user-id", "x-user-role", "x-app-key"];
+/// The headers that carry a session's identity downstream.
+const SESSION_HEADERS: [&str; 3] = [identity::USER_ID, identity::USER_ROLE, identity::APP_KEY];
 
 /// Where a session ends; the gateway forgets it first.
 const LOGOUT_PATH: &str = "/auth/logout";
@@ -116,7 +118,7 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
             .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     }
 
-    strip_identity(request.headers_mut());
+    identity::strip(request.headers_mut());
     let credentials = CredentialsKey::of(request.headers());
     // A logout is never answered from, nor remembered in, the session cache.
     let remembered = credentials
@@ -164,24 +166,9 @@ fn sign_in_first() -> ApiError {
     ApiError::SignInRequired("sign in first: no valid session cookie or bearer token".into())
 }
 
-/// Removes every header that claims an identity, whatever its spelling.
-fn strip_identity(headers: &mut HeaderMap) {
-    let claimed: Vec<_> = headers
-        .keys()
-        .filter(|name| {
-            let name = name.as_str().replace('_', "-");
-            IDENTITY_HEADERS.contains(&name.as_str())
-        })
-        .cloned()
-        .collect();
-    for name in claimed {
-        headers.remove(name);
-    }
-}
-
 fn inject_identity(headers: &mut HeaderMap, session: &Session) -> Result<(), ApiError> {
     let values = [&session.user_id, &session.role, &session.app_key];
-    for (name, value) in IDENTITY_HEADERS.into_iter().zip(values) {
+    for (name, value) in SESSION_HEADERS.into_iter().zip(values) {
         let value = HeaderValue::from_str(value)
             .map_err(|_| ApiError::Internal(format!("auth returned an invalid `{name}`")))?;
         headers.insert(name, value);

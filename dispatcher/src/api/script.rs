@@ -1,10 +1,12 @@
 //! Management routes for a customer's scripts: upload/replace, read, delete, list by
 //! tags, replace tags. A customer only ever sees its own scripts: another customer's
-//! name answers 404 on read and delete and `409 name_taken` on upload.
+//! name answers 404 on read and delete and `409 name_taken` on upload, as does a name
+//! reserved for the platform. An upload is refused for its name or token at once,
+//! without waiting for its body.
 
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
 use serde::Deserialize;
 
 use super::AppState;
@@ -35,7 +37,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
         (status = 200, description = "Replaced", body = super::openapi::Envelope<ScriptRecord>),
         (status = 400, description = "`bad_request`, `invalid_wasm` or `invalid_name`", body = super::openapi::ErrorEnvelope),
         (status = 401, description = "`unauthorized`", body = super::openapi::ErrorEnvelope),
-        (status = 409, description = "`name_taken`: another customer's name", body = super::openapi::ErrorEnvelope),
+        (status = 409, description = "`name_taken`: another customer's name, or one reserved for the platform", body = super::openapi::ErrorEnvelope),
         (status = 413, description = "`too_large`", body = super::openapi::ErrorEnvelope),
     ),
     security(("customer_token" = []))
@@ -46,13 +48,13 @@ pub async fn put_script(
     customer: Result<Customer, ApiError>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let checked = check_name(&name).and(customer);
+    let checked = check_name(&name).and(customer).and_then(|customer| {
+        state.deployer.check_name(CUSTOMER_NAMESPACE, &name)?;
+        Ok(customer)
+    });
     let Customer(customer) = match checked {
         Ok(customer) => customer,
-        Err(error) => {
-            drain(request.into_body()).await;
-            return Err(error);
-        }
+        Err(error) => return Ok(refused_early(error, request)),
     };
     let upload = read_upload(request, &state.config).await?;
     let (record, created) = state
@@ -72,6 +74,19 @@ pub async fn put_script(
         StatusCode::OK
     };
     Ok(ok(status, record))
+}
+
+/// The answer to an upload refused before its body was read, sent at once. What the
+/// client still sends is read and discarded in the background (bounded, `drain`), so a
+/// client busy sending gets to read the answer rather than a reset; the connection is
+/// closed after it, never reused with a half-read body.
+fn refused_early(error: ApiError, request: Request) -> Response {
+    tokio::spawn(drain(request.into_body()));
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 #[utoipa::path(

@@ -10,18 +10,23 @@ use crate::store::Store;
 pub enum CustomerCommand {
     /// Create a customer and print its token (shown once, never again).
     Create {
+        /// The customer's display name.
         name: String,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
     /// List customers.
     List {
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Issue a new token for a customer; the old one stops working at once.
     RotateToken {
+        /// The customer's id (`customer list` shows it).
         id: String,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -10,6 +10,7 @@ pub struct GcArgs {
     /// Keep unused files younger than this (`0s`, `30s`, `10m`, `1h`).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     grace: std::time::Duration,
+    /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
 }

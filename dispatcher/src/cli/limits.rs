@@ -37,6 +37,7 @@ pub enum LimitsCommand {
         /// The server's configuration file, for the defaults and the memory ceiling.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -44,8 +45,10 @@ pub enum LimitsCommand {
     Show {
         #[command(flatten)]
         script: ScriptName,
+        /// The server's configuration file, for the defaults.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },

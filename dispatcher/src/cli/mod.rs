@@ -80,6 +80,7 @@ enum Command {
     Platform(platform::PlatformCommand),
     /// Create the demo customer and upload the default template `hello` for it.
     Demo {
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -32,6 +32,7 @@ pub enum OutboundCommand {
         /// KEY=VALUE the outbound worker reads as a var. Repeat for more.
         #[arg(long = "param", requires = "worker", value_parser = parse_param)]
         params: Vec<(String, String)>,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -39,6 +40,7 @@ pub enum OutboundCommand {
     Clear {
         #[command(flatten)]
         script: ScriptName,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },

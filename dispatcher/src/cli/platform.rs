@@ -14,9 +14,12 @@ use crate::store::PLATFORM_NAMESPACE;
 pub enum PlatformCommand {
     /// Give the user with EMAIL the role ROLE (`admin` or `user`).
     SetRole {
+        /// The platform user's email address.
         email: String,
+        /// The role to give: `admin` or `user`.
         #[arg(value_parser = ["admin", "user"])]
         role: String,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -1,4 +1,5 @@
-//! `dispatcher script list | delete`: the admin's view over every customer's scripts;
+//! `dispatcher script list | delete`: the admin's view over every customer's scripts
+//! (`list --namespace platform`: the platform's own);
 //! `script deploy`: install a platform script (first-party service, outbound worker)
 //! through the same pipeline as uploads; `script compose`: a script joined with the
 //! platform module, as the upload pipeline does, so it also runs under `wasmtime serve`.
@@ -18,31 +19,42 @@ use crate::store::{CUSTOMER_NAMESPACE, PLATFORM_NAMESPACE, Store};
 pub enum ScriptCommand {
     /// List scripts, optionally of one customer and carrying every given tag.
     List {
+        /// Only the scripts of the customer with this id.
         #[arg(long)]
         customer: Option<String>,
+        /// Only scripts carrying this tag. Repeat for more: a script must carry them all.
         #[arg(long = "tag")]
         tags: Vec<String>,
+        /// The namespace: `customers` (uploads) or `platform` (the platform's own scripts).
+        #[arg(long, default_value = CUSTOMER_NAMESPACE, value_parser = [CUSTOMER_NAMESPACE, PLATFORM_NAMESPACE])]
+        namespace: String,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Delete one script by name, or every script carrying a tag.
     Delete {
+        /// The customer script to delete.
         #[arg(required_unless_present = "tag", conflicts_with = "tag")]
         name: Option<String>,
+        /// Delete every customer script carrying this tag instead.
         #[arg(long)]
         tag: Option<String>,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Install or replace a script of the `platform` namespace (owned by no customer)
     /// from a component file. A running server serves the new version within a second.
     Deploy {
+        /// The platform script's name.
         name: String,
         /// The component (`.wasm`).
         file: PathBuf,
         /// Upload metadata as JSON (`tags`, `bindings`), the same shape customers upload.
         #[arg(long)]
         metadata: Option<PathBuf>,
+        /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -50,7 +62,9 @@ pub enum ScriptCommand {
     /// under `wasmtime serve` too). A component that does not import `platform:module`
     /// is written unchanged.
     Compose {
+        /// The component to compose (`.wasm`).
         input: PathBuf,
+        /// Where to write the composed component.
         #[arg(long, short)]
         output: PathBuf,
     },
@@ -94,10 +108,11 @@ pub async fn run(data: &Path, command: ScriptCommand) -> anyhow::Result<()> {
         ScriptCommand::List {
             customer,
             tags,
+            namespace,
             json,
         } => {
             let store = Store::open(data)?;
-            let scripts = store.list_scripts(CUSTOMER_NAMESPACE, customer.as_deref(), &tags)?;
+            let scripts = store.list_scripts(&namespace, customer.as_deref(), &tags)?;
             if json {
                 super::print_json(&scripts);
             } else {

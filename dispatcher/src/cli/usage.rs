@@ -16,6 +16,7 @@ pub struct UsageArgs {
     /// the last day by default.
     #[arg(long)]
     since: Option<String>,
+    /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
 }

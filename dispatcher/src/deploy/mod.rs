@@ -1,5 +1,6 @@
 //! The upload pipeline and every other change to scripts, used by the API, the CLI and
-//! the demo: name and tag checks → size cap → validate + compile + link (before anything
+//! the demo: name checks (syntax; in the customers namespace, not a name reserved for the
+//! platform) and tag checks → size cap → validate + compile + link (before anything
 //! is committed) → blob written durably → row committed → index updated, all under the
 //! index's writer lock. A failure at any step changes nothing.
 
@@ -10,7 +11,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::runtime::{LoadedScript, PrepareError, Runtime};
-use crate::store::{BindingSpec, ScriptHead, ScriptRecord, Store, StoreError, Upload, sha256_hex};
+use crate::store::{
+    BindingSpec, CUSTOMER_NAMESPACE, ScriptHead, ScriptRecord, Store, StoreError, Upload,
+    sha256_hex,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -30,6 +34,8 @@ pub enum DeployError {
     Prepare(#[from] PrepareError),
     #[error("the script name `{0}` is taken")]
     NameTaken(String),
+    #[error("the script name `{0}` is reserved for the platform")]
+    Reserved(String),
     #[error("script `{0}` not found")]
     NotFound(String),
     #[error(transparent)]
@@ -100,14 +106,26 @@ pub struct Deployer {
     pub store: Arc<Store>,
     pub runtime: Arc<Runtime>,
     pub max_script_bytes: usize,
+    /// Names no customer may upload (the first-party services' by default).
+    pub reserved_names: Arc<[String]>,
 }
 
 impl Deployer {
+    /// Whether a script of `namespace` may be uploaded as `name`: a valid name, and in
+    /// the customers namespace not one reserved for the platform.
+    pub fn check_name(&self, namespace: &str, name: &str) -> Result<(), DeployError> {
+        if !valid_name(name) {
+            return Err(DeployError::InvalidName(name.to_string()));
+        }
+        if namespace == CUSTOMER_NAMESPACE && self.reserved_names.iter().any(|r| r == name) {
+            return Err(DeployError::Reserved(name.to_string()));
+        }
+        Ok(())
+    }
+
     /// Uploads or replaces a script. Returns its record and whether it was created.
     pub async fn deploy(&self, version: NewVersion) -> Result<(ScriptRecord, bool), DeployError> {
-        if !valid_name(&version.name) {
-            return Err(DeployError::InvalidName(version.name));
-        }
+        self.check_name(&version.namespace, &version.name)?;
         if let Some(tags) = &version.tags {
             validate_tags(tags)?;
         }

@@ -71,6 +71,15 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Deletes a customer that owns no scripts (any it owns make this fail). False when
+    /// there was no such customer.
+    pub fn delete_customer(&self, customer_id: &str) -> Result<bool, StoreError> {
+        let deleted = self
+            .conn()
+            .execute("DELETE FROM customers WHERE id = ?1", [customer_id])?;
+        Ok(deleted > 0)
+    }
+
     /// Issues a new token for the customer; the old one stops working at once.
     pub fn rotate_token(&self, customer_id: &str) -> Result<IssuedToken, StoreError> {
         let (token, digest) = new_token(customer_id);

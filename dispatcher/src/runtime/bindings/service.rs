@@ -3,8 +3,9 @@
 //! They ride on plain `wasi:http/outgoing-handler`: a request carrying the header
 //! `platform-service-binding: NAME` goes to the script bound as `NAME`, run in this
 //! process (a fresh `Store` from its `ProxyPre`, no socket, no loopback HTTP). The header
-//! is removed; method, URI, headers and the streamed body reach the callee unchanged, and
-//! its response comes back unchanged. Calls nest up to `MAX_CALL_DEPTH`; the callee's
+//! is removed; method, URI, headers and the streamed body reach the callee unchanged
+//! (except that the identity headers of a customer's script are removed, see `outbound`),
+//! and its response comes back unchanged. Calls nest up to `MAX_CALL_DEPTH`; the callee's
 //! limits are the lower of its own and what its caller has left (see `limits`). The
 //! egress path (`outbound`) counts the call as a subrequest and then asks `route`.
 

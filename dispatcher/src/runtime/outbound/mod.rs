@@ -1,9 +1,11 @@
 //! The one way out of a script: every `wasi:http/outgoing-handler` request passes through
 //! [`Egress::send_request`] (guests get no sockets, files or environment), which
 //! 1. counts it as a subrequest of the run and its callers (refused past the limit);
-//! 2. sends a request naming a service binding to the bound script, in-process;
-//! 3. strips identity headers a script could forge (`X-User-Id`, `X-User-Role`,
-//!    `X-App-Key`, `X-Customer-Token`) — `Host` is already refused by wasi-http;
+//! 2. strips identity headers a script could forge (`X-User-Id`, `X-User-Role`,
+//!    `X-App-Key`, `X-Customer-Token`, in any spelling: `crate::identity`) — `Host` is
+//!    already refused by wasi-http. Only the platform's own scripts keep them on service
+//!    calls to each other (a first-party service passes its caller's identity on);
+//! 3. sends a request naming a service binding to the bound script, in-process;
 //! 4. applies the script's outbound policy: hand the request to its outbound worker
 //!    (a platform script that sees the params as vars), or check it against its allow
 //!    list; then sends it with the SSRF-safe client, at most `MAX_CONNECTIONS` at once.
@@ -23,14 +25,12 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 use super::bindings::service;
 use super::limits::{Budget, MAX_CALL_DEPTH};
 use super::{LoadedScript, Runtime};
+use crate::identity;
 use crate::store::PLATFORM_NAMESPACE;
 pub use policy::{AddressPolicy, AllowList};
 
 /// Most connections one script run may have open at once; more wait for a free one.
 pub const MAX_CONNECTIONS: usize = 6;
-
-/// Headers that carry identity inside the platform; never sent out by a script.
-const IDENTITY_HEADERS: [&str; 4] = ["x-user-id", "x-user-role", "x-app-key", "x-customer-token"];
 
 /// A script's outbound policy, ready to apply.
 #[derive(Debug, Clone)]
@@ -101,15 +101,17 @@ impl WasiHttpHooks for Egress {
             ));
         }
         let runtime = self.runtime.clone();
-        if let Some(binding) = service::binding_of(&mut request) {
+        let binding = service::binding_of(&mut request);
+        let first_party_call = binding.is_some() && self.script.namespace == PLATFORM_NAMESPACE;
+        if !first_party_call {
+            identity::strip(request.headers_mut());
+        }
+        if let Some(binding) = binding {
             let routed = service::route(&runtime, &self.script, &self.budget, &binding);
             return Box::new(async move {
                 let (callee, budget) = routed?;
                 runtime.call(callee, request, budget, None).await
             });
-        }
-        for name in IDENTITY_HEADERS {
-            request.headers_mut().remove(name);
         }
         match &self.script.outbound {
             Outbound::Worker { script, params } => {

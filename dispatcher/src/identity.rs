@@ -1,0 +1,49 @@
+//! The headers that carry identity inside the platform, and the one test of whether a
+//! header is one of them. The gateway sets `X-User-Id`, `X-User-Role` and `X-App-Key`
+//! from a verified session, and the management API reads `X-Customer-Token`; a header a
+//! client or a customer's script sent under any of these names, in any spelling, is a
+//! forgery to remove (the gateway on the way in, egress and customers' service-binding
+//! calls on the way out).
+
+use http::HeaderMap;
+
+/// The signed-in platform user's id, set by the gateway.
+pub const USER_ID: &str = "x-user-id";
+/// The signed-in platform user's role (`user` or `admin`), set by the gateway.
+pub const USER_ROLE: &str = "x-user-role";
+/// The app the signed-in platform user belongs to, set by the gateway.
+pub const APP_KEY: &str = "x-app-key";
+/// A customer's management credential.
+pub const CUSTOMER_TOKEN: &str = "x-customer-token";
+
+/// Every identity header, lowercase with `-`.
+const ALL: [&str; 4] = [USER_ID, USER_ROLE, APP_KEY, CUSTOMER_TOKEN];
+
+/// True when `name` is an identity header in any spelling: any letter case, and `_`
+/// for any `-` (`X_User_Id`, `x-user_role`), as proxies and frameworks that map `_` to
+/// `-` would read it.
+pub fn is_identity_header(name: &str) -> bool {
+    ALL.iter().any(|identity| is_spelling_of(name, identity))
+}
+
+/// True when `name` is `header` (lowercase with `-`) in some spelling: any letter
+/// case, and `_` for any `-`.
+pub fn is_spelling_of(name: &str, header: &str) -> bool {
+    header.len() == name.len()
+        && header.bytes().zip(name.bytes()).all(|(want, got)| {
+            let got = if got == b'_' { b'-' } else { got };
+            want == got.to_ascii_lowercase()
+        })
+}
+
+/// Removes every identity header from `headers`, whatever its spelling.
+pub fn strip(headers: &mut HeaderMap) {
+    let claimed: Vec<_> = headers
+        .keys()
+        .filter(|name| is_identity_header(name.as_str()))
+        .cloned()
+        .collect();
+    for name in claimed {
+        headers.remove(name);
+    }
+}
