@@ -31,6 +31,20 @@ pub struct Config {
     /// Longest a client may take to send a request's headers (also closes idle
     /// keep-alive connections), in milliseconds.
     pub header_read_timeout_ms: u64,
+    /// Longest a new connection may stay silent before its first byte, in milliseconds.
+    pub first_byte_timeout_ms: u64,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// Most client connections open at once (default: the file-descriptor limit, raised
+    /// to its hard limit at start, less 256 kept for the store and scripts' requests;
+    /// at most 10,000).
+    pub max_connections: Option<usize>,
+    /// Most connections open at once from one client address (an IPv6 client counts by
+    /// its /64).
+    pub max_connections_per_address: usize,
+    /// Serve cleartext HTTP/2 too (with at most 100 streams per connection); HTTP/1 only
+    /// by default.
+    pub http2: bool,
     /// Default CPU time limit of a request, in milliseconds (`limits set` overrides it
     /// per script).
     pub cpu_ms: u64,
@@ -90,6 +104,11 @@ impl Default for Config {
             upload_timeout_ms: 120_000,
             max_request_body_bytes: 100 << 20,
             header_read_timeout_ms: 10_000,
+            first_byte_timeout_ms: 5_000,
+            max_header_bytes: 64 << 10,
+            max_connections: None,
+            max_connections_per_address: 256,
+            http2: false,
             cpu_ms: 50,
             memory_mb: 128,
             subrequests: 50,

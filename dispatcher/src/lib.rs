@@ -3,14 +3,17 @@
 //! `Store` instantiated from a pre-compiled, pre-linked component.
 //!
 //! Layout: `api/` (HTTP, axum), `runtime/` (wasmtime), `store/` (SQLite + blobs),
-//! `deploy` (the upload pipeline joining them), `server` (listener), `cli/` (commands).
+//! `deploy` (the upload pipeline joining them), `server` (start-up and background tasks),
+//! `front_door` (accepting connections), `cli/` (commands).
 
 pub mod api;
 pub mod cli;
+pub mod client_address;
 pub mod config;
 pub mod demo;
 pub mod deploy;
 pub mod first_party;
+pub mod front_door;
 pub mod identity;
 pub mod local;
 pub mod metrics;

@@ -1,23 +1,18 @@
 //! `dispatcher serve`: opens the store and runtime, loads every script, and serves the
-//! router on hyper-util with a header-read timeout (which also closes idle keep-alive
-//! connections). A background task picks up changes other processes (the CLI) commit
-//! to the store, within `CHANGE_POLL` — well under the promised one second.
+//! router through the front door (`front_door.rs`: connection caps and clocks). A
+//! background task picks up changes other processes (the CLI) commit to the store,
+//! within `CHANGE_POLL` — well under the promised one second.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::ServiceExt as _;
 
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::deploy::Deployer;
+use crate::front_door;
 use crate::local::{self, RunningServer};
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
@@ -66,55 +61,19 @@ pub async fn serve(mut config: Config, data_dir: &Path, demo: bool) -> anyhow::R
         );
     }
 
-    let header_read_timeout = config.header_read_timeout();
     let operator_key = local::operator_key(data_dir)?;
     let usage_deployer = deployer.clone();
     RunningServer::announce(data_dir, address)?;
+    let fd_limit = front_door::raise_fd_limit();
+    let max_connections = config
+        .max_connections
+        .unwrap_or_else(|| front_door::default_max_connections(fd_limit));
+    tracing::info!(fd_limit, max_connections, "connection caps");
+    let front = config.clone();
     let state = AppState::new(deployer, config, operator_key);
     spawn_sign_in_forgetter(state.sign_in_limit.clone());
     let app = api::router(state);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .keep_alive(true);
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown_signal());
-
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        // Handlers that care who connected (`ConnectInfo`) find the peer address here.
-        let service = TowerToHyperService::new(app.clone().map_request(
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            },
-        ));
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection closed with an error");
-            }
-        });
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-    }
+    front_door::serve(listener, app, &front, max_connections, shutdown_signal()).await;
     RunningServer::withdraw(data_dir);
     usage_flusher.abort();
     flush_usage(&usage_deployer).await;

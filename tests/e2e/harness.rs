@@ -121,6 +121,20 @@ impl Server {
         (self.data.clone(), self._temp.take())
     }
 
+    /// Sends the server SIGTERM (a graceful stop) and returns at once.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the server to exit (after `terminate`), at most `within`.
+    pub fn exited_within(&mut self, within: Duration) -> bool {
+        eventually(within, || matches!(self.child.try_wait(), Ok(Some(_))))
+    }
+
     /// The server's stderr log so far (tracing output, captured script console lines).
     pub fn log(&self) -> String {
         read_log(&self.data)

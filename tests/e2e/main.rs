@@ -12,6 +12,7 @@ mod dispatch;
 mod early_refusals;
 mod error_boundary;
 mod first_party;
+mod front_door;
 mod gateway;
 mod identity_headers;
 mod initialize;

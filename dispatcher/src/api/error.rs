@@ -36,6 +36,9 @@ pub enum ApiError {
     NameTaken(String),
     #[error("{0}")]
     TooLarge(String),
+    /// A request head over `max_header_bytes`.
+    #[error("{0}")]
+    HeadTooLarge(String),
     /// An upload body that did not arrive in time.
     #[error("{0}")]
     RequestTimeout(String),
@@ -64,6 +67,10 @@ impl ApiError {
             ApiError::NameTaken(_) => (StatusCode::CONFLICT, "name_taken"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::HeadTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             ApiError::Run(failure) => match failure.error {
                 InvokeError::ScriptError(_) => (StatusCode::INTERNAL_SERVER_ERROR, "script_error"),
                 InvokeError::ExceededCpu => (StatusCode::SERVICE_UNAVAILABLE, "exceeded_cpu"),

@@ -1,7 +1,7 @@
 //! The front door's routes: management (`script.rs`), dispatch (`dispatch.rs`), operator
 //! routes, the web page (`ui.rs`), the gateway to the platform's own services
 //! (`gateway.rs`), `/openapi.json` generated from the handlers (`openapi.rs`), host
-//! routing for `{name}.{dispatch_domain}`, and a byte cap on every request
+//! routing for `{name}.{dispatch_domain}`, and byte caps on every request head and
 //! body. Errors become the envelope in `error.rs`, and nowhere else.
 
 mod auth;
@@ -107,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(gateway::handle)
         .layer(middleware::from_fn_with_state(state.clone(), host_routing))
         .layer(middleware::from_fn_with_state(state.clone(), body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), head_limit))
         .with_state(state)
 }
 
@@ -123,6 +124,24 @@ async fn host_routing(State(state): State<AppState>, request: Request, next: Nex
     {
         let path = request.uri().path().to_string();
         return dispatch::dispatch(&state, name, &path, request).await;
+    }
+    next.run(request).await
+}
+
+/// Refuses a request whose head (target and headers) is over `max_header_bytes`. The
+/// connection's read buffer is capped at the same size (`front_door.rs`), which bounds a
+/// head still arriving; this catches one that arrived whole in a single read.
+async fn head_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.config.max_header_bytes;
+    let head = request.uri().to_string().len()
+        + request
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if head > limit {
+        return ApiError::HeadTooLarge(format!("the request head is larger than {limit} bytes"))
+            .into_response();
     }
     next.run(request).await
 }

@@ -9,13 +9,15 @@
 //! `auth` also limits attempts per account (`examples/platform/auth/src/throttle.rs`),
 //! which holds however many addresses a guesser has.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use axum::http::Method;
 use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::client_address::counted_as;
 
 /// The routes that check a password.
 const SIGN_IN_ROUTES: &[(Method, &str)] = &[
@@ -61,20 +63,5 @@ impl SignInLimit {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-    }
-}
-
-/// The key `client` is counted under: an IPv4 address as itself (also when written as
-/// IPv4-mapped IPv6), an IPv6 address by its /64.
-fn counted_as(client: IpAddr) -> IpAddr {
-    match client {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let prefix = u128::from(v6) & !(u128::MAX >> 64);
-                IpAddr::V6(Ipv6Addr::from(prefix))
-            }
-        },
     }
 }

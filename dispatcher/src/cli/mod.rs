@@ -115,7 +115,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(listen) = listen {
                 config.listen = listen;
             }
-            runtime()?.block_on(crate::server::serve(config, &cli.data, demo))
+            let runtime = runtime()?;
+            let served = runtime.block_on(crate::server::serve(config, &cli.data, demo));
+            // Blocking work still running (a compile) does not hold the exit up.
+            runtime.shutdown_timeout(SHUTDOWN_BLOCKING_GRACE);
+            served
         }
         Command::Customer(command) => customer::run(&cli.data, command),
         Command::Script(command) => runtime()?.block_on(script::run(&cli.data, command)),
@@ -161,6 +165,10 @@ impl ScriptName {
         Ok(())
     }
 }
+
+/// How long `serve` waits at exit for blocking work (compiles, store writes) still running
+/// once its connections are done; store writes are atomic, so cutting them short is safe.
+const SHUTDOWN_BLOCKING_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
