@@ -23,4 +23,5 @@ mod scripts;
 mod services;
 mod showcase;
 mod sign_in_limits;
+mod storage;
 mod web_page;

@@ -46,6 +46,9 @@ pub enum ApiError {
     /// Too many attempts from one client; the next is allowed after `retry_after`.
     #[error("too many attempts from this address; retry after the time in Retry-After")]
     RateLimited { retry_after: std::time::Duration },
+    /// The disk is full; the detail is logged, never answered.
+    #[error("the server is out of storage space; nothing was changed")]
+    InsufficientStorage(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -72,6 +75,9 @@ impl ApiError {
             }
             ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::InsufficientStorage(_) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -86,8 +92,12 @@ struct ErrorBody<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let ApiError::Internal(detail) = &self {
-            tracing::error!(%detail, "internal error");
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            ApiError::InsufficientStorage(detail) => {
+                tracing::error!(%detail, "storage is full");
+            }
+            _ => {}
         }
         let body = serde_json::json!({
             "ok": false,
@@ -123,6 +133,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::NameTaken => ApiError::NameTaken("the name is taken".into()),
+            StoreError::StorageFull(detail) => ApiError::InsufficientStorage(detail),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -137,9 +148,7 @@ impl From<DeployError> for ApiError {
                 ApiError::BadRequest(message)
             }
             DeployError::TooLarge { .. } => ApiError::TooLarge(message),
-            DeployError::Prepare(PrepareError::Artifact(
-                e @ (ArtifactError::Io(_) | ArtifactError::Store(_)),
-            )) => ApiError::Internal(e.to_string()),
+            DeployError::Prepare(PrepareError::Artifact(ArtifactError::Store(e))) => e.into(),
             DeployError::Prepare(_) => ApiError::InvalidWasm(message),
             DeployError::NameTaken(_) => ApiError::NameTaken(message),
             DeployError::NotFound(name) => ApiError::ScriptNotFound(name),

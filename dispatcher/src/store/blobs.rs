@@ -1,14 +1,12 @@
-//! Content-addressed component bytes: `blobs/<sha256>.wasm`, written to a temporary file,
-//! fsynced, renamed into place and the directory fsynced, so a row that names a blob
-//! never commits before the blob is durable. `sweep` removes the blobs and compiled
-//! artifacts no script uses any more.
+//! Content-addressed component bytes: `blobs/<sha256>.wasm`, written durably
+//! (`durable.rs`) before the row that names them commits. `sweep` removes the blobs and
+//! compiled artifacts no script uses any more.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, write_durably};
 
 /// Hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -26,28 +24,12 @@ impl Store {
         if path.exists() {
             return Ok(());
         }
-        let dir = self.data_dir.join("blobs");
-        let mut tmp = tempfile_in(&dir)?;
-        tmp.1.write_all(bytes)?;
-        tmp.1.sync_all()?;
-        std::fs::rename(&tmp.0, &path)?;
-        std::fs::File::open(&dir)?.sync_all()?;
-        Ok(())
+        Ok(write_durably(&self.data_dir.join("blobs"), &path, bytes)?)
     }
 
     pub fn read_blob(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
         Ok(std::fs::read(self.blob_path(sha256))?)
     }
-}
-
-/// Creates a uniquely named file in `dir` for writing.
-pub fn tempfile_in(dir: &std::path::Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    let path = dir.join(format!(".tmp-{}", super::random_hex(8)));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    Ok((path, file))
 }
 
 impl Store {
