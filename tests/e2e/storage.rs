@@ -1,6 +1,8 @@
 //! Storage going wrong under the server: a disk that fills up answers
 //! `507 insufficient_storage`, changes nothing and leaves no temporary files, scripts'
-//! KV and SQL writes fail cleanly, and everything works again once there is space.
+//! KV and SQL writes fail cleanly, and everything works again once there is space; a
+//! component whose stored bytes are corrupted answers `503 script_unavailable` (never
+//! "not found") until the same bytes are uploaded again.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -186,4 +188,75 @@ fn a_full_disk_answers_507_changes_nothing_leaves_no_temp_files_and_then_recover
         json!([]),
     );
     assert_eq!(insert.status(), 200);
+}
+
+/// Flips a byte in the middle of the file at `path`.
+fn corrupt(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_corrupted_component_answers_503_not_404_until_its_bytes_are_uploaded_again() {
+    let server = Server::start();
+    let (_, token) = server.create_customer("acme");
+    let hello = guest("hello");
+    assert_eq!(server.upload(&token, "app", &hello).status(), 201);
+    assert_eq!(server.upload(&token, "twin", &hello).status(), 201);
+    assert_eq!(
+        server.upload(&token, "other", &guest("echo-wstd")).status(),
+        201
+    );
+    let sha256 = record(&server, &token, "app")["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (data, _temp) = server.stop();
+
+    // Both the component and its compiled artifact, so loading has nothing good to use.
+    let blob = data.join("blobs").join(format!("{sha256}.wasm"));
+    corrupt(&blob);
+    let mut artifacts = 0;
+    for entry in std::fs::read_dir(data.join("artifacts")).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(&sha256)
+        {
+            corrupt(&path);
+            artifacts += 1;
+        }
+    }
+    assert_eq!(artifacts, 1);
+
+    let server = Server::start_in(&data, &[]);
+    for name in ["app", "twin"] {
+        let message = expect_error(
+            server.get(&format!("/dispatch/{name}/")),
+            503,
+            "script_unavailable",
+        );
+        assert!(!message.contains(&sha256), "no internals: {message}");
+        assert_eq!(record(&server, &token, name)["sha256"], sha256.as_str());
+    }
+    assert_eq!(server.get("/dispatch/other/").status(), 200);
+    expect_error(server.get("/dispatch/never/"), 404, "script_not_found");
+    let log = server.log();
+    assert!(log.contains("is corrupted"), "the reason is logged:\n{log}");
+    assert!(log.contains("script unavailable"), "{log}");
+
+    // The same bytes again rewrite the blob: both scripts that share it serve again.
+    assert_eq!(server.upload(&token, "app", &hello).status(), 200);
+    assert_eq!(server.get("/dispatch/app/").text().unwrap(), HELLO);
+    assert_eq!(server.get("/dispatch/twin/").text().unwrap(), HELLO);
+    let (data, _temp2) = server.stop();
+    assert!(std::fs::read(&blob).unwrap() == hello, "the blob is healed");
+
+    let server = Server::start_in(&data, &[]);
+    assert_eq!(server.get("/dispatch/twin/").text().unwrap(), HELLO);
+    drop(_temp);
 }

@@ -46,6 +46,10 @@ pub enum ApiError {
     /// Too many attempts from one client; the next is allowed after `retry_after`.
     #[error("too many attempts from this address; retry after the time in Retry-After")]
     RateLimited { retry_after: std::time::Duration },
+    /// A script the store has but the server cannot load (e.g. its stored bytes are
+    /// corrupted); the reason is logged, never answered.
+    #[error("the script is unavailable")]
+    ScriptUnavailable { script: String, reason: String },
     /// The disk is full; the detail is logged, never answered.
     #[error("the server is out of storage space; nothing was changed")]
     InsufficientStorage(String),
@@ -75,6 +79,9 @@ impl ApiError {
             }
             ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::ScriptUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "script_unavailable")
+            }
             ApiError::InsufficientStorage(_) => {
                 (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
             }
@@ -94,6 +101,9 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         match &self {
             ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            ApiError::ScriptUnavailable { script, reason } => {
+                tracing::error!(script, reason, "script unavailable");
+            }
             ApiError::InsufficientStorage(detail) => {
                 tracing::error!(%detail, "storage is full");
             }

@@ -8,7 +8,8 @@
 //! (wasm sha256, the key's part after the wasm sha256). Loading reads the file, checks that
 //! digest, and only then deserializes the very bytes it checked — we never deserialize
 //! bytes we did not produce and verify. A missing, corrupted or incompatible artifact is
-//! rebuilt from the stored component bytes (composed again when the script needs it).
+//! rebuilt from the stored component bytes (checked against their digest, composed again
+//! when the script needs it).
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -4,7 +4,8 @@
 //! It owns persistence only: customers and their hashed tokens, scripts, their tags and
 //! bindings (secrets sealed), and the digests of compiled artifacts. It knows nothing about HTTP or wasmtime. Calls are
 //! blocking; async callers run them on the blocking pool. A full disk is its own error
-//! (`StoreError::StorageFull`).
+//! (`StoreError::StorageFull`), and so is a blob whose bytes no longer match their digest
+//! (`StoreError::CorruptBlob`).
 
 mod bindings;
 mod blobs;
@@ -43,6 +44,9 @@ pub enum StoreError {
     /// The disk (or the quota) is full; nothing was changed.
     #[error("storage is full: {0}")]
     StorageFull(String),
+    /// A stored component's bytes no longer hash to the digest that names them.
+    #[error("blob {sha256} is corrupted: its bytes hash to {actual}")]
+    CorruptBlob { sha256: String, actual: String },
     #[error("the name is taken by another customer")]
     NameTaken,
     #[error("not found")]
