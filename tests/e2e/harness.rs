@@ -315,7 +315,8 @@ impl MountNamespace {
             },
             MountNamespace {
                 unshare: &["--user", "--map-root-user", "--mount"],
-                nsenter: &["--user", "--mount"],
+                // Unprivileged, nsenter may not set groups (the namespace denies it).
+                nsenter: &["--user", "--mount", "--preserve-credentials"],
             },
         ];
         candidates.into_iter().find(|namespace| {
