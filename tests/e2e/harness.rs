@@ -2,7 +2,7 @@
 //! directory, a real HTTP client, the real CLI, and the guest components built by
 //! `dispatcher/build.rs`. Tests speak HTTP and never reach into internals.
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -79,12 +79,19 @@ impl Server {
     /// fill the disk for real: a tmpfs mounted in a private mount namespace (as root, or
     /// in a user namespace when unprivileged), which dies with the server. The test sees
     /// its files through `/proc/PID/root` and the CLI runs in it with `nsenter`. `None`,
-    /// said loudly, when this machine allows neither.
+    /// said loudly, when this machine allows neither (and this is not CI).
     pub fn start_on_tmpfs(mib: u64) -> Option<Server> {
         let Some(namespace) = MountNamespace::available() else {
-            eprintln!(
-                "SKIPPED: cannot mount a tmpfs here (neither as root nor in a user \
-                 namespace, or unshare/nsenter missing); the full-disk test did not run"
+            let why = "cannot mount a tmpfs here (neither as root nor in a user namespace, \
+                       or unshare/nsenter from util-linux are missing)";
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{why}: CI must run this test"
+            );
+            // Straight to stderr: the test harness would capture an `eprintln!`.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPING a full-disk test: {why} ***\n"
             );
             return None;
         };
