@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::write_owner_only;
+use crate::store::{write_durably, write_owner_only};
 
 const SERVER_FILE: &str = "server.json";
 const OPERATOR_KEY_FILE: &str = "operator.key";
@@ -30,10 +30,7 @@ impl RunningServer {
             pid: std::process::id(),
         };
         let json = serde_json::to_vec(&server).map_err(std::io::Error::other)?;
-        let path = data_dir.join(SERVER_FILE);
-        let temporary = data_dir.join(format!("{SERVER_FILE}.{}", std::process::id()));
-        std::fs::write(&temporary, json)?;
-        std::fs::rename(temporary, path)
+        write_durably(data_dir, &data_dir.join(SERVER_FILE), &json)
     }
 
     /// Removes the record, if it is this process's.

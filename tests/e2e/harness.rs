@@ -2,7 +2,7 @@
 //! directory, a real HTTP client, the real CLI, and the guest components built by
 //! `dispatcher/build.rs`. Tests speak HTTP and never reach into internals.
 
-use std::io::{BufRead as _, BufReader};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -27,6 +27,12 @@ pub struct Server {
     pub base: String,
     pub port: u16,
     data: PathBuf,
+    /// Where this test process sees the data directory's files: `data`, or a path into
+    /// the server's own mount namespace.
+    files: PathBuf,
+    /// The command (and its arguments) the CLI runs under to see the data directory: none,
+    /// or `nsenter` into the server's mount namespace.
+    cli_prefix: Vec<String>,
     _temp: Option<tempfile::TempDir>,
     client: Client,
 }
@@ -66,13 +72,67 @@ impl Server {
     /// A server on `data` (which may hold a previous server's state). Without a
     /// `--config` in `extra_args` it runs without the first-party services.
     pub fn start_in(data: &Path, extra_args: &[&str]) -> Server {
+        Server::launch(data, extra_args, &[])
+    }
+
+    /// A server on a fresh data directory of its own `mib` MiB filesystem, so a test can
+    /// fill the disk for real: a tmpfs mounted in a private mount namespace (as root, or
+    /// in a user namespace when unprivileged), which dies with the server. The test sees
+    /// its files through `/proc/PID/root` and the CLI runs in it with `nsenter`. `None`,
+    /// said loudly, when this machine allows neither (and this is not CI).
+    pub fn start_on_tmpfs(mib: u64) -> Option<Server> {
+        let Some(namespace) = MountNamespace::available() else {
+            let why = "cannot mount a tmpfs here (neither as root nor in a user namespace, \
+                       or unshare/nsenter from util-linux are missing)";
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{why}: CI must run this test"
+            );
+            // Straight to stderr: the test harness would capture an `eprintln!`.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n*** SKIPPING a full-disk test: {why} ***\n"
+            );
+            return None;
+        };
+        let temp = tempfile::tempdir().expect("temp dir");
+        let data = temp.path().join("data");
+        let mount = format!("mount -t tmpfs -o size={mib}m tmpfs \"$0\" && exec \"$@\"");
+        let mut wrapper: Vec<String> = ["unshare"].into_iter().map(String::from).collect();
+        wrapper.extend(namespace.unshare.iter().map(|flag| flag.to_string()));
+        wrapper.extend(["sh".into(), "-c".into(), mount, data.display().to_string()]);
+        let mut server = Server::launch(&data, &[], &wrapper);
+        // `unshare` and `sh` exec the server, so the child's id is the server's.
+        let pid = server.child.id().to_string();
+        let relative = data.strip_prefix("/").expect("an absolute temp dir");
+        server.files = Path::new("/proc").join(&pid).join("root").join(relative);
+        server.cli_prefix = ["nsenter", "--target", &pid]
+            .into_iter()
+            .chain(namespace.nsenter.iter().copied())
+            .map(String::from)
+            .collect();
+        server._temp = Some(temp);
+        Some(server)
+    }
+
+    /// A server on `data`, its command run by `wrapper` (a program and its arguments that
+    /// end by exec'ing the rest of its arguments) unless that is empty.
+    fn launch(data: &Path, extra_args: &[&str], wrapper: &[String]) -> Server {
         let mut args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
         if !extra_args.contains(&"--config") {
             let config = data.with_extension("toml");
             std::fs::write(&config, WITHOUT_FIRST_PARTY).expect("write config");
             args.extend(["--config".into(), config.display().to_string()]);
         }
-        let mut child = Command::new(BIN)
+        let mut command = match wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut command = Command::new(program);
+                command.args(wrapper_args).arg(BIN);
+                command
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .arg("--data")
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -106,6 +166,8 @@ impl Server {
             base,
             port,
             data: data.to_path_buf(),
+            files: data.to_path_buf(),
+            cli_prefix: Vec::new(),
             _temp: None,
             client: Client::builder()
                 .timeout(Duration::from_secs(60))
@@ -202,14 +264,24 @@ impl Server {
             .expect("PUT script (multipart)")
     }
 
-    /// The data directory this server runs on.
+    /// The data directory this server runs on, as this test process sees it.
     pub fn data_dir(&self) -> &Path {
-        &self.data
+        &self.files
     }
 
     /// Runs the CLI against this server's data directory.
     pub fn cli(&self, args: &[&str]) -> Output {
-        cli(&self.data, args)
+        match self.cli_prefix.split_first() {
+            Some((program, prefix_args)) => Command::new(program)
+                .args(prefix_args)
+                .arg(BIN)
+                .arg("--data")
+                .arg(&self.data)
+                .args(args)
+                .output()
+                .expect("run the dispatcher CLI in the server's mount namespace"),
+            None => cli(&self.data, args),
+        }
     }
 
     /// Creates a customer with the CLI; returns (id, token).
@@ -236,6 +308,47 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// How a private mount namespace is made and entered on this machine.
+struct MountNamespace {
+    /// `unshare` flags that make one in which a tmpfs can be mounted.
+    unshare: &'static [&'static str],
+    /// `nsenter` flags that enter it.
+    nsenter: &'static [&'static str],
+}
+
+impl MountNamespace {
+    /// As root a mount namespace is enough; unprivileged, a user namespace where the
+    /// caller is root goes with it. Tried on a scratch directory, in a namespace that
+    /// ends with the probe.
+    fn available() -> Option<MountNamespace> {
+        let nsenter = Command::new("nsenter").arg("--version").output();
+        if !nsenter.is_ok_and(|out| out.status.success()) {
+            return None;
+        }
+        let scratch = tempfile::tempdir().ok()?;
+        let candidates = [
+            MountNamespace {
+                unshare: &["--mount"],
+                nsenter: &["--mount"],
+            },
+            MountNamespace {
+                unshare: &["--user", "--map-root-user", "--mount"],
+                // Unprivileged, nsenter may not set groups (the namespace denies it).
+                nsenter: &["--user", "--mount", "--preserve-credentials"],
+            },
+        ];
+        candidates.into_iter().find(|namespace| {
+            Command::new("unshare")
+                .args(namespace.unshare)
+                .args(["sh", "-c", "mount -t tmpfs -o size=1m tmpfs \"$0\""])
+                .arg(scratch.path())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        })
     }
 }
 

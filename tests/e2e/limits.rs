@@ -1,7 +1,7 @@
 //! Per-script limits: a CPU loop, memory bombs, unbounded recursion, a guest asleep in a
-//! host call, too many subrequests and too many requests at once each get their own
-//! answer, while another tenant's script keeps answering. Limits set with the CLI apply
-//! to the next request of the running server.
+//! host call, too many random bytes asked for at once, too many subrequests and too many
+//! requests at once each get their own answer, while another tenant's script keeps
+//! answering. Limits set with the CLI apply to the next request of the running server.
 
 use std::time::Duration;
 
@@ -118,6 +118,22 @@ fn unbounded_recursion_is_a_script_error_and_the_server_keeps_serving() {
     expect_error(server.get("/dispatch/app/recurse"), 500, "script_error");
     assert!(hello_answers(&server));
     assert_eq!(server.get("/dispatch/app/spin-ms?ms=1").status(), 200);
+}
+
+#[test]
+fn one_host_call_may_ask_for_at_most_64_kib_of_random_bytes() {
+    let server = Server::start();
+    two_tenants(&server);
+    let small = server.get("/dispatch/app/random?bytes=65536");
+    assert_eq!(small.status(), 200);
+    assert_eq!(small.text().unwrap(), "got 65536 random bytes");
+    // Above the cap the call traps before the host generates anything.
+    for bytes in [65537, 64 << 20] {
+        let path = format!("/dispatch/app/random?bytes={bytes}");
+        expect_error(server.get(&path), 500, "script_error");
+        assert!(hello_answers(&server));
+    }
+    assert_eq!(server.get("/dispatch/app/random?bytes=16").status(), 200);
 }
 
 #[test]

@@ -30,4 +30,5 @@ mod scripts;
 mod services;
 mod showcase;
 mod sign_in_limits;
+mod storage;
 mod web_page;

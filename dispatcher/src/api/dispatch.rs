@@ -57,12 +57,16 @@ async fn try_dispatch(
     path: &str,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let script = state
-        .deployer
-        .runtime
-        .index
-        .get(CUSTOMER_NAMESPACE, name)
-        .ok_or_else(|| ApiError::ScriptNotFound(name.to_string()))?;
+    let index = &state.deployer.runtime.index;
+    let Some(script) = index.get(CUSTOMER_NAMESPACE, name) else {
+        return Err(match index.unavailable(CUSTOMER_NAMESPACE, name) {
+            Some(unavailable) => ApiError::ScriptUnavailable {
+                script: name.to_string(),
+                reason: unavailable.reason,
+            },
+            None => ApiError::ScriptNotFound(name.to_string()),
+        });
+    };
     run(state, script, path, request).await
 }
 

@@ -48,6 +48,13 @@ pub enum ApiError {
     /// Too many attempts from one client; the next is allowed after `retry_after`.
     #[error("too many attempts from this address; retry after the time in Retry-After")]
     RateLimited { retry_after: std::time::Duration },
+    /// A script the store has but the server cannot load (e.g. its stored bytes are
+    /// corrupted); the reason is logged, never answered.
+    #[error("the script is unavailable")]
+    ScriptUnavailable { script: String, reason: String },
+    /// The disk is full; the detail is logged, never answered.
+    #[error("the server is out of storage space; nothing was changed")]
+    InsufficientStorage(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -79,6 +86,12 @@ impl ApiError {
                 InvokeError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             },
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::ScriptUnavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "script_unavailable")
+            }
+            ApiError::InsufficientStorage(_) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -95,8 +108,15 @@ struct ErrorBody<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let ApiError::Internal(detail) = &self {
-            tracing::error!(%detail, "internal error");
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            ApiError::ScriptUnavailable { script, reason } => {
+                tracing::error!(script, reason, "script unavailable");
+            }
+            ApiError::InsufficientStorage(detail) => {
+                tracing::error!(%detail, "storage is full");
+            }
+            _ => {}
         }
         let request_id = match &self {
             ApiError::Run(failure) => Some(&*failure.request_id),
@@ -150,6 +170,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::NameTaken => ApiError::NameTaken("the name is taken".into()),
+            StoreError::StorageFull(detail) => ApiError::InsufficientStorage(detail),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -164,9 +185,7 @@ impl From<DeployError> for ApiError {
                 ApiError::BadRequest(message)
             }
             DeployError::TooLarge { .. } => ApiError::TooLarge(message),
-            DeployError::Prepare(PrepareError::Artifact(
-                e @ (ArtifactError::Io(_) | ArtifactError::Store(_)),
-            )) => ApiError::Internal(e.to_string()),
+            DeployError::Prepare(PrepareError::Artifact(ArtifactError::Store(e))) => e.into(),
             DeployError::Prepare(_) => ApiError::InvalidWasm(message),
             DeployError::NameTaken(_) | DeployError::Reserved(_) => ApiError::NameTaken(message),
             DeployError::NotFound(name) => ApiError::ScriptNotFound(name),

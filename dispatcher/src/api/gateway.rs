@@ -177,12 +177,16 @@ fn inject_identity(headers: &mut HeaderMap, session: &Session) -> Result<(), Api
 }
 
 fn first_party(state: &AppState, service: &str) -> Result<Arc<LoadedScript>, ApiError> {
-    state
-        .deployer
-        .runtime
-        .index
-        .get(PLATFORM_NAMESPACE, service)
-        .ok_or_else(|| ApiError::NotFound(format!("the `{service}` service is not installed")))
+    let index = &state.deployer.runtime.index;
+    index.get(PLATFORM_NAMESPACE, service).ok_or_else(|| {
+        match index.unavailable(PLATFORM_NAMESPACE, service) {
+            Some(unavailable) => ApiError::ScriptUnavailable {
+                script: service.to_string(),
+                reason: unavailable.reason,
+            },
+            None => ApiError::NotFound(format!("the `{service}` service is not installed")),
+        }
+    })
 }
 
 /// Asks `auth` whose session the request's cookie or bearer token is.

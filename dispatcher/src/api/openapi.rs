@@ -32,7 +32,7 @@ pub struct ErrorBody {
     /// `bad_request`, `invalid_wasm`, `invalid_name`, `unauthorized`, `forbidden`,
     /// `not_found`, `script_not_found`, `name_taken`, `too_large`, `script_error`,
     /// `upstream_error`, `exceeded_cpu`, `exceeded_memory`, `exceeded_wall_time`,
-    /// `overloaded`, `internal_error`.
+    /// `overloaded`, `script_unavailable`, `insufficient_storage`, `internal_error`.
     #[schema(example = "script_not_found")]
     pub code: String,
     /// A sentence for a human.

@@ -204,6 +204,13 @@ impl Deployer {
                 pre,
             );
             this.runtime.index.insert(script, &this.runtime);
+            // Scripts with these bytes that could not be loaded (their blob was corrupted,
+            // rewritten above) load again. The upload is committed whatever happens here.
+            if this.runtime.index.unavailable_with(&record.sha256)
+                && let Err(error) = this.runtime.index.sync_from_store(&this.store, &this.runtime)
+            {
+                tracing::error!(%error, "reloading the scripts that share the uploaded bytes failed");
+            }
             Ok((record, created))
         })
         .await

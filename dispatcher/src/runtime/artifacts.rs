@@ -8,7 +8,8 @@
 //! (wasm sha256, the key's part after the wasm sha256). Loading reads the file, checks that
 //! digest, and only then deserializes the very bytes it checked — we never deserialize
 //! bytes we did not produce and verify. A missing, corrupted or incompatible artifact is
-//! rebuilt from the stored component bytes (composed again when the script needs it).
+//! rebuilt from the stored component bytes (checked against their digest, composed again
+//! when the script needs it).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use wasmtime::component::Component;
 
 use super::compose::{ComposeError, PlatformModule};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError, sha256_hex, tempfile_in};
+use crate::store::{Store, StoreError, sha256_hex, write_durably};
 
 /// How many hex digits of the platform module's SHA-256 name its composed artifacts.
 const PLATFORM_HASH_PREFIX: usize = 16;
@@ -27,10 +28,9 @@ const PLATFORM_HASH_PREFIX: usize = 16;
 pub enum ArtifactError {
     #[error("compilation failed: {0}")]
     Compile(String),
+    /// Reading the component or writing the artifact failed (a full disk among others).
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("artifact I/O error: {0}")]
-    Io(#[from] std::io::Error),
     #[error(transparent)]
     Compose(#[from] ComposeError),
 }
@@ -81,28 +81,15 @@ impl ArtifactCache {
         wasm: &[u8],
         composed: Option<Vec<u8>>,
     ) -> Result<Component, ArtifactError> {
-        let (source, key) = match &composed {
-            Some(composed) => (composed.as_slice(), &self.composed_hash),
-            None => (wasm, &self.engine_hash),
-        };
-        let artifact = engine
-            .precompile_component(source)
-            .map_err(|e| ArtifactError::Compile(format!("{e:#}")))?;
-        metrics.compiles.inc();
-        let digest = sha256_hex(&artifact);
-        let (tmp, mut file) = tempfile_in(&self.dir)?;
-        std::io::Write::write_all(&mut file, &artifact)?;
-        file.sync_all()?;
-        std::fs::rename(tmp, self.path(wasm_sha256, key))?;
-        store.record_artifact(wasm_sha256, key, &digest)?;
-        // SAFETY: these bytes were produced by this engine a moment ago.
-        unsafe { Component::deserialize(engine, &artifact) }
-            .map_err(|e| ArtifactError::Compile(format!("{e:#}")))
+        let (artifact, key) = self.precompile(engine, metrics, wasm, composed.as_deref())?;
+        self.keep(store, wasm_sha256, key, &artifact)?;
+        deserialize_own(engine, &artifact)
     }
 
     /// Loads the artifact for `wasm_sha256`, rebuilding it from the stored component
     /// (composing it again if it imports the platform module) when the artifact is
-    /// missing, does not match its recorded digest, or fails to load.
+    /// missing, does not match its recorded digest, or fails to load. A rebuilt artifact
+    /// that cannot be stored (a full disk) still serves; the next load rebuilds it again.
     pub fn load(
         &self,
         engine: &Engine,
@@ -122,7 +109,42 @@ impl ArtifactCache {
         }
         let wasm = store.read_blob(wasm_sha256)?;
         let composed = self.platform.compose(&wasm)?;
-        self.compile(engine, store, metrics, wasm_sha256, &wasm, composed)
+        let (artifact, key) = self.precompile(engine, metrics, &wasm, composed.as_deref())?;
+        if let Err(error) = self.keep(store, wasm_sha256, key, &artifact) {
+            tracing::warn!(sha256 = wasm_sha256, %error, "the rebuilt artifact cannot be stored");
+        }
+        deserialize_own(engine, &artifact)
+    }
+
+    /// The compiled artifact of `wasm` (or of `composed`, when given) and its key.
+    fn precompile(
+        &self,
+        engine: &Engine,
+        metrics: &Metrics,
+        wasm: &[u8],
+        composed: Option<&[u8]>,
+    ) -> Result<(Vec<u8>, &str), ArtifactError> {
+        let (source, key) = match composed {
+            Some(composed) => (composed, &self.composed_hash),
+            None => (wasm, &self.engine_hash),
+        };
+        let artifact = engine
+            .precompile_component(source)
+            .map_err(|e| ArtifactError::Compile(format!("{e:#}")))?;
+        metrics.compiles.inc();
+        Ok((artifact, key))
+    }
+
+    /// Stores `artifact` durably and records its digest.
+    fn keep(
+        &self,
+        store: &Store,
+        wasm_sha256: &str,
+        key: &str,
+        artifact: &[u8],
+    ) -> Result<(), StoreError> {
+        write_durably(&self.dir, &self.path(wasm_sha256, key), artifact)?;
+        store.record_artifact(wasm_sha256, key, &sha256_hex(artifact))
     }
 
     /// A script's artifact is under exactly one of the two keys (whether it is composed
@@ -150,4 +172,11 @@ impl ArtifactCache {
         }
         Err("no artifact recorded for this engine and platform module".into())
     }
+}
+
+/// Loads an artifact this engine produced a moment ago.
+fn deserialize_own(engine: &Engine, artifact: &[u8]) -> Result<Component, ArtifactError> {
+    // SAFETY: these bytes were produced by this engine in this process.
+    unsafe { Component::deserialize(engine, artifact) }
+        .map_err(|e| ArtifactError::Compile(format!("{e:#}")))
 }

@@ -1,10 +1,11 @@
 //! The per-request host state a guest's `Store` holds, and the linker that gives guests
 //! their imports. Every WASI 0.2 interface `wasmtime serve -Scli` links is linked here,
 //! given safely: empty environment and arguments, no preopened directories, no network
-//! (every socket address denied, no name lookup), stdout/stderr captured; outgoing HTTP
-//! goes through `Egress` (service bindings, the outbound policy). `platform:worker` is
-//! linked too: the host side of the script's bindings, which reads them from here. The
-//! run's budget and memory limiter live here so the store's callbacks can reach them.
+//! (every socket address denied, no name lookup), random bytes capped per call
+//! (`MAX_RANDOM_BYTES_PER_CALL`), stdout/stderr captured; outgoing HTTP goes through
+//! `Egress` (service bindings, the outbound policy). `platform:worker` is linked too: the
+//! host side of the script's bindings, which reads them from here. The run's budget and
+//! memory limiter live here so the store's callbacks can reach them.
 
 use std::sync::Arc;
 
@@ -17,6 +18,11 @@ use super::invoke::WorkerParams;
 use super::limits::{Budget, MemoryLimiter};
 use super::outbound::Egress;
 use super::{LoadedScript, Runtime};
+
+/// The most bytes one `wasi:random` call may ask for (secure or insecure); a larger ask
+/// traps. Generating them runs on the host, outside the CPU meter's reach, so one call
+/// must stay small; 64 KiB is the cap Web Crypto's `getRandomValues` has too.
+const MAX_RANDOM_BYTES_PER_CALL: u64 = 64 * 1024;
 
 pub struct Host {
     wasi: WasiCtx,
@@ -47,6 +53,7 @@ impl Host {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_addr, _use| Box::pin(async { false }))
+            .max_random_size(MAX_RANDOM_BYTES_PER_CALL)
             .build();
         Host {
             wasi,

@@ -2,7 +2,10 @@
 //! Reads are lock-free (`ArcSwap`); every change to the store that affects scripts goes
 //! through `ScriptIndex::writer`, so an upload's commit and its index update are one step
 //! and the next request after a `2xx` already sees the new version. Changes made by other
-//! processes (the CLI) are picked up by `sync_from_store`.
+//! processes (the CLI) are picked up by `sync_from_store`. A script the store has but that
+//! cannot be loaded (its stored bytes are corrupted, say) stays known as unavailable, with
+//! the reason, so it is answered as broken rather than as missing; uploading its bytes
+//! again makes it, and every script that shares them, ready again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -71,7 +74,22 @@ impl LoadedScript {
     }
 }
 
-type Scripts = HashMap<String, HashMap<String, Arc<LoadedScript>>>;
+/// What the index holds at one moment.
+#[derive(Clone, Default)]
+struct Scripts {
+    ready: HashMap<String, HashMap<String, Arc<LoadedScript>>>,
+    /// (namespace, name) of scripts that could not be loaded → why.
+    unavailable: HashMap<(String, String), Unavailable>,
+}
+
+/// A script of the store that could not be loaded.
+#[derive(Clone)]
+pub struct Unavailable {
+    pub customer_id: Option<String>,
+    sha256: String,
+    /// Why it could not be loaded (for the log; it may name internals).
+    pub reason: String,
+}
 
 #[derive(Default)]
 pub struct ScriptIndex {
@@ -82,13 +100,28 @@ pub struct ScriptIndex {
 
 impl ScriptIndex {
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<LoadedScript>> {
-        self.scripts.load().get(namespace)?.get(name).cloned()
+        self.scripts.load().ready.get(namespace)?.get(name).cloned()
+    }
+
+    /// The store's script `name` when it is one that could not be loaded.
+    pub fn unavailable(&self, namespace: &str, name: &str) -> Option<Unavailable> {
+        let key = (namespace.to_string(), name.to_string());
+        self.scripts.load().unavailable.get(&key).cloned()
+    }
+
+    /// True when a script that could not be loaded has the bytes `sha256`.
+    pub fn unavailable_with(&self, sha256: &str) -> bool {
+        let scripts = self.scripts.load();
+        scripts.unavailable.values().any(|u| u.sha256 == sha256)
     }
 
     /// Puts a script in the index (caller holds `writer`).
     pub fn insert(&self, script: LoadedScript, runtime: &Runtime) {
         let mut next = Scripts::clone(&self.scripts.load());
-        next.entry(script.namespace.clone())
+        next.unavailable
+            .remove(&(script.namespace.clone(), script.name.clone()));
+        next.ready
+            .entry(script.namespace.clone())
             .or_default()
             .insert(script.name.clone(), Arc::new(script));
         self.publish(next, runtime);
@@ -97,7 +130,11 @@ impl ScriptIndex {
     /// Removes scripts from the index (caller holds `writer`).
     pub fn remove(&self, namespace: &str, names: &[String], runtime: &Runtime) {
         let mut next = Scripts::clone(&self.scripts.load());
-        if let Some(scripts) = next.get_mut(namespace) {
+        for name in names {
+            next.unavailable
+                .remove(&(namespace.to_string(), name.clone()));
+        }
+        if let Some(scripts) = next.ready.get_mut(namespace) {
             for name in names {
                 scripts.remove(name);
             }
@@ -106,18 +143,23 @@ impl ScriptIndex {
     }
 
     /// Rebuilds the index from the store, reusing every script whose bytes did not change
-    /// and loading the others from their compiled artifacts (caller holds `writer`).
-    /// Blocking: run it on the blocking pool.
+    /// and loading the others from their compiled artifacts (caller holds `writer`). A
+    /// script that cannot be loaded is logged and kept as unavailable. Blocking: run it on
+    /// the blocking pool.
     pub fn sync_from_store(&self, store: &Store, runtime: &Runtime) -> Result<(), StoreError> {
         let current = self.scripts.load_full();
         let mut by_sha: HashMap<String, ProxyPre<Host>> = current
+            .ready
             .values()
             .flat_map(|scripts| scripts.values())
             .map(|s| (s.sha256.clone(), s.pre.clone()))
             .collect();
-        let mut next = Scripts::new();
+        // Bytes that failed to load in this sync → why, so shared bytes are tried once.
+        let mut failed: HashMap<String, String> = HashMap::new();
+        let mut next = Scripts::default();
         for head in store.script_heads()? {
             let unchanged = current
+                .ready
                 .get(&head.namespace)
                 .and_then(|scripts| scripts.get(&head.name))
                 .filter(|s| {
@@ -126,50 +168,77 @@ impl ScriptIndex {
                         && s.updated_at == head.updated_at
                         && s.settings == head.settings
                 });
-            let script = match unchanged {
-                Some(script) => script.clone(),
-                None => {
-                    let pre = match by_sha.get(&head.sha256) {
-                        Some(pre) => pre.clone(),
-                        None => match runtime.load(store, &head.sha256) {
-                            Ok(pre) => pre,
-                            Err(error) => {
-                                tracing::error!(
-                                    script = %head.name, namespace = %head.namespace, %error,
-                                    "script cannot be loaded; it will not serve"
-                                );
-                                continue;
-                            }
-                        },
-                    };
-                    by_sha.insert(head.sha256.clone(), pre.clone());
-                    let bindings = match store.resolved_bindings(&head.namespace, &head.name) {
-                        Ok(bindings) => bindings,
-                        Err(error) => {
-                            tracing::error!(
-                                script = %head.name, namespace = %head.namespace, %error,
-                                "script bindings cannot be read; it will not serve"
-                            );
-                            continue;
-                        }
-                    };
-                    Arc::new(LoadedScript::new(runtime, head.clone(), bindings, pre))
-                }
+            let loaded = match unchanged {
+                Some(script) => Ok(script.clone()),
+                None => load(store, runtime, &head, &mut by_sha, &mut failed),
             };
-            next.entry(head.namespace)
-                .or_default()
-                .insert(head.name, script);
+            match loaded {
+                Ok(script) => {
+                    next.ready
+                        .entry(head.namespace)
+                        .or_default()
+                        .insert(head.name, script);
+                }
+                Err(reason) => {
+                    tracing::error!(
+                        script = %head.name, namespace = %head.namespace, %reason,
+                        "script cannot be loaded; it answers as unavailable"
+                    );
+                    let unavailable = Unavailable {
+                        customer_id: head.customer_id,
+                        sha256: head.sha256,
+                        reason,
+                    };
+                    next.unavailable
+                        .insert((head.namespace, head.name), unavailable);
+                }
+            }
         }
         self.publish(next, runtime);
         Ok(())
     }
 
     fn publish(&self, scripts: Scripts, runtime: &Runtime) {
-        let count = scripts.values().map(HashMap::len).sum::<usize>();
+        let count = scripts.ready.values().map(HashMap::len).sum::<usize>();
         runtime
             .metrics
             .scripts_loaded
             .store(count as u64, Ordering::Relaxed);
         self.scripts.store(Arc::new(scripts));
     }
+}
+
+/// Loads the script `head` names, reusing the component of scripts with the same bytes;
+/// on failure, why it cannot be loaded.
+fn load(
+    store: &Store,
+    runtime: &Runtime,
+    head: &ScriptHead,
+    by_sha: &mut HashMap<String, ProxyPre<Host>>,
+    failed: &mut HashMap<String, String>,
+) -> Result<Arc<LoadedScript>, String> {
+    if let Some(reason) = failed.get(&head.sha256) {
+        return Err(reason.clone());
+    }
+    let pre = match by_sha.get(&head.sha256) {
+        Some(pre) => pre.clone(),
+        None => match runtime.load(store, &head.sha256) {
+            Ok(pre) => pre,
+            Err(error) => {
+                let reason = error.to_string();
+                failed.insert(head.sha256.clone(), reason.clone());
+                return Err(reason);
+            }
+        },
+    };
+    by_sha.insert(head.sha256.clone(), pre.clone());
+    let bindings = store
+        .resolved_bindings(&head.namespace, &head.name)
+        .map_err(|error| format!("its bindings cannot be read: {error}"))?;
+    Ok(Arc::new(LoadedScript::new(
+        runtime,
+        head.clone(),
+        bindings,
+        pre,
+    )))
 }

@@ -1,14 +1,15 @@
-//! Content-addressed component bytes: `blobs/<sha256>.wasm`, written to a temporary file,
-//! fsynced, renamed into place and the directory fsynced, so a row that names a blob
-//! never commits before the blob is durable. `sweep` removes the blobs and compiled
-//! artifacts no script uses any more.
+//! Content-addressed component bytes: `blobs/<sha256>.wasm`, written durably
+//! (`durable.rs`) before the row that names them commits. Reading a blob checks its bytes
+//! against the digest that names it, so a corrupted blob is an error, never a different
+//! component; writing bytes whose blob is corrupted rewrites it, which heals every script
+//! that shares them. `sweep` removes the blobs and compiled artifacts no script uses any
+//! more.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, write_durably};
 
 /// Hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -20,34 +21,38 @@ impl Store {
         self.data_dir.join("blobs").join(format!("{sha256}.wasm"))
     }
 
-    /// Stores `bytes` durably under their digest (a no-op when already stored).
+    /// Stores `bytes` durably under their digest `sha256`: a no-op when an intact blob is
+    /// already there, a rewrite when the blob there is corrupted.
     pub fn write_blob(&self, sha256: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.blob_path(sha256);
-        if path.exists() {
-            return Ok(());
+        match file_digest(&path) {
+            Ok(actual) if actual == sha256 => return Ok(()),
+            Ok(actual) => tracing::warn!(sha256, actual, "rewriting a corrupted blob"),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
         }
-        let dir = self.data_dir.join("blobs");
-        let mut tmp = tempfile_in(&dir)?;
-        tmp.1.write_all(bytes)?;
-        tmp.1.sync_all()?;
-        std::fs::rename(&tmp.0, &path)?;
-        std::fs::File::open(&dir)?.sync_all()?;
-        Ok(())
+        Ok(write_durably(&self.data_dir.join("blobs"), &path, bytes)?)
     }
 
+    /// The component bytes named `sha256`, checked against that digest.
     pub fn read_blob(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
-        Ok(std::fs::read(self.blob_path(sha256))?)
+        let bytes = std::fs::read(self.blob_path(sha256))?;
+        let actual = sha256_hex(&bytes);
+        if actual != sha256 {
+            return Err(StoreError::CorruptBlob {
+                sha256: sha256.to_string(),
+                actual,
+            });
+        }
+        Ok(bytes)
     }
 }
 
-/// Creates a uniquely named file in `dir` for writing.
-pub fn tempfile_in(dir: &std::path::Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    let path = dir.join(format!(".tmp-{}", super::random_hex(8)));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    Ok((path, file))
+/// Hex SHA-256 of the file at `path`, read as a stream.
+fn file_digest(path: &std::path::Path) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 impl Store {

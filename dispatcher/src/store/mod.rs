@@ -2,12 +2,17 @@
 //! the data directory, plus content-addressed component bytes under `blobs/`.
 //!
 //! It owns persistence only: customers and their hashed tokens, scripts, their tags and
-//! bindings (secrets sealed), the admin's settings for them (owned, the outbound policy sealed), and the digests of compiled artifacts. It knows nothing about HTTP or wasmtime. Calls are
-//! blocking; async callers run them on the blocking pool.
+//! bindings (secrets sealed), the admin's settings for them (owned, the outbound policy
+//! sealed), and the digests of compiled artifacts. It knows nothing about HTTP or
+//! wasmtime. Calls are blocking; async callers run them on the blocking pool. A full
+//! disk is its own error (`StoreError::StorageFull`), and so is a blob whose bytes no
+//! longer match their digest (`StoreError::CorruptBlob`).
 
 mod bindings;
 mod blobs;
 mod customers;
+mod durable;
+mod full;
 mod migrations;
 mod scripts;
 mod secrets;
@@ -34,13 +39,39 @@ pub const PLATFORM_NAMESPACE: &str = "platform";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error("storage I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// The disk (or the quota) is full; nothing was changed.
+    #[error("storage is full: {0}")]
+    StorageFull(String),
+    /// A stored component's bytes no longer hash to the digest that names them.
+    #[error("blob {sha256} is corrupted: its bytes hash to {actual}")]
+    CorruptBlob { sha256: String, actual: String },
     #[error("the name is taken by another customer")]
     NameTaken,
     #[error("not found")]
     NotFound,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        if full::sqlite_is_full(&error) {
+            StoreError::StorageFull(error.to_string())
+        } else {
+            StoreError::Sqlite(error)
+        }
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(error: std::io::Error) -> Self {
+        if full::io_is_full(&error) {
+            StoreError::StorageFull(error.to_string())
+        } else {
+            StoreError::Io(error)
+        }
+    }
 }
 
 /// The open store. Cheap to share behind an `Arc`; one connection, serialised.
@@ -128,6 +159,8 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-pub use blobs::{Swept, sha256_hex, tempfile_in};
+pub use blobs::{Swept, sha256_hex};
+pub use durable::write_durably;
+pub use full::sqlite_is_full;
 pub use scripts::customer_tag;
 pub use secrets::write_owner_only;

@@ -99,15 +99,18 @@ fn create_key(path: &Path) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Writes `bytes` durably to a new file at `path` that only its owner may read; fails
-/// with `AlreadyExists` when the file exists.
+/// with `AlreadyExists` when the file exists. A write that fails (a full disk) removes the
+/// file, so no part of a key is ever left to be read as one.
 pub fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
+    if let Err(error) = file.write_all(bytes).and_then(|()| file.sync_all()) {
+        let _ = std::fs::remove_file(path);
+        return Err(error);
+    }
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;
     }

@@ -4,7 +4,8 @@
 //! calling script's customer, so a namespace name never reaches another customer's data.
 //! A namespace exists as soon as something is put in it. Limits follow Cloudflare KV:
 //! keys up to 512 bytes, values up to 25 MiB. Expired keys are invisible at once and
-//! swept from their namespace on the next write to it.
+//! swept from their namespace on the next write to it. A write on a full disk fails with
+//! `limit-exceeded` and changes nothing.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,7 @@ use super::platform::worker::kv::{Host as KvHost, Key, ListPage};
 use super::platform::worker::types::Error as BindingError;
 use super::{data_owner, no_such_binding};
 use crate::runtime::Host;
+use crate::store::sqlite_is_full;
 
 pub const MAX_KEY_BYTES: usize = 512;
 pub const MAX_VALUE_BYTES: usize = 25 << 20;
@@ -182,7 +184,13 @@ impl Target {
             .map_err(|e| BindingError::Internal(e.to_string()))?
             .map_err(|e| {
                 tracing::error!(error = %e, "kv store error");
-                BindingError::Internal("the KV store failed".into())
+                if sqlite_is_full(&e) {
+                    BindingError::LimitExceeded(
+                        "the platform's storage is full; nothing was written".into(),
+                    )
+                } else {
+                    BindingError::Internal("the KV store failed".into())
+                }
             })
     }
 }

@@ -50,6 +50,15 @@ pub fn route(
                 )),
             }
         }
+        None if runtime
+            .index
+            .unavailable(&caller.namespace, target)
+            .is_some_and(|callee| callee.customer_id == caller.customer_id) =>
+        {
+            refuse(format!(
+                "service binding `{binding}`: script `{target}` is unavailable"
+            ))
+        }
         _ => refuse(format!(
             "service binding `{binding}`: script `{target}` is not deployed"
         )),

@@ -26,6 +26,7 @@ use super::platform::worker::types::Error as BindingError;
 use super::{data_owner, no_such_binding};
 use crate::deploy::valid_name;
 use crate::runtime::Host;
+use crate::store::sqlite_is_full;
 
 /// Limits every database and statement is held to.
 #[derive(Debug, Clone)]
@@ -295,7 +296,8 @@ fn sql_error(error: rusqlite::Error, index: Option<usize>) -> BindingError {
         {
             BindingError::LimitExceeded(format!("{at}the statement ran past its time limit"))
         }
-        rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::DiskFull => {
+        // The database reached its size cap, or the disk is full.
+        _ if sqlite_is_full(&error) => {
             BindingError::LimitExceeded(format!("{at}the database is full"))
         }
         _ => BindingError::Invalid(format!("{at}{error}")),

@@ -19,6 +19,8 @@
 //!   counts the sends that got a response (of any status) before the first failure.
 //! - `/fetch-parallel?url=U&n=N` → N concurrent `GET U`; answers `200`
 //!   `{"succeeded": k, "errors": ["<message>", ...]}` (connection limit).
+//! - `/random?bytes=N` → asks the host for N secure random bytes in one
+//!   `wasi:random/random.get-random-bytes` call, then `200 got N random bytes`.
 //! - Anything else → `404 no such route`. A missing or malformed parameter (or a
 //!   `grow-big` size above 2 GiB, which no allocation can have) → `400`.
 
@@ -74,6 +76,7 @@ async fn route(path: &str, params: &[(String, String)]) -> Result<Response<Body>
         }
         "/fetch-many" => fetch_many(required(params, "url")?, number(params, "n")?).await,
         "/fetch-parallel" => fetch_parallel(required(params, "url")?, number(params, "n")?).await,
+        "/random" => random_bytes(number(params, "bytes")?)?,
         _ => text(StatusCode::NOT_FOUND, "no such route"),
     })
 }
@@ -97,6 +100,17 @@ fn spin_for(duration: Duration) {
         }
     }
     black_box(counter);
+}
+
+/// `len` secure random bytes from one host call. The buffer is allocated zeroed, which
+/// for a large one costs no CPU time (fresh wasm pages are zero).
+fn random_bytes(len: u64) -> Result<Response<Body>, BadRequest> {
+    let size = usize::try_from(len)
+        .map_err(|_| BadRequest(format!("{len} bytes do not fit in memory")))?;
+    let mut buffer = vec![0u8; size];
+    wstd::rand::get_random_bytes(&mut buffer);
+    black_box(&buffer);
+    Ok(text(StatusCode::OK, format!("got {len} random bytes")))
 }
 
 /// One allocation of `mb` MiB, every page written to. A size no allocation can have
