@@ -60,6 +60,13 @@ pub struct Config {
     pub guest_memory_total_mb: Option<u64>,
     /// Most script instances alive at once; beyond it requests get `503 overloaded`.
     pub max_instances: u32,
+    /// Most requests of one tenant (a customer, or one of the platform's own scripts)
+    /// running at once (default: a quarter of `max_instances`), so one tenant cannot
+    /// take the others' places.
+    pub max_instances_per_tenant: Option<u32>,
+    /// How long a request over its tenant's share waits for a place before `503
+    /// overloaded`, in milliseconds.
+    pub admission_queue_ms: u64,
     /// Non-public address ranges outgoing requests may reach anyway (CIDR, e.g.
     /// `["127.0.0.0/8"]`); by default every private, loopback, link-local and reserved
     /// range is refused.
@@ -116,6 +123,8 @@ impl Default for Config {
             max_script_memory_mb: 1024,
             guest_memory_total_mb: None,
             max_instances: 1000,
+            max_instances_per_tenant: None,
+            admission_queue_ms: 100,
             outbound_allow_private: Vec::new(),
             log_capacity_bytes: 64 << 10,
             max_database_mb: 500,
@@ -170,6 +179,11 @@ impl Config {
             addresses: AddressPolicy {
                 allowed_private: self.outbound_allow_private.clone(),
             },
+            instances_per_tenant: self
+                .max_instances_per_tenant
+                .unwrap_or(self.max_instances / 4)
+                .max(1) as usize,
+            admission_queue: Duration::from_millis(self.admission_queue_ms),
         }
     }
 

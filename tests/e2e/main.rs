@@ -11,6 +11,7 @@ mod cli;
 mod dispatch;
 mod early_refusals;
 mod error_boundary;
+mod fair_share;
 mod first_party;
 mod front_door;
 mod gateway;

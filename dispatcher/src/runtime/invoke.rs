@@ -95,7 +95,8 @@ impl Runtime {
     {
         let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
         let budget = Budget::root(script.limits);
-        self.run(script, request, budget, None).await
+        self.run(script, request, budget, None, Entry::Outside)
+            .await
     }
 
     /// A script's outgoing request handed to another script (a service binding's callee
@@ -109,7 +110,7 @@ impl Runtime {
     ) -> SendResult {
         // The caller is another script: it learns what kind of failure, not its detail.
         let response = self
-            .run(script, request, budget, params)
+            .run(script, request, budget, params, Entry::Call)
             .await
             .map_err(|failure| {
                 wasmtime_wasi_http::Error::InternalError(Some(format!(
@@ -129,6 +130,7 @@ impl Runtime {
         request: hyper::Request<HyperIncomingBody>,
         budget: Arc<Budget>,
         params: WorkerParams,
+        entry: Entry,
     ) -> Result<hyper::Response<HyperOutgoingBody>, RunFailure> {
         let report = RunReport::new(self, &script, &request);
         let failure = |error: InvokeError| {
@@ -137,6 +139,15 @@ impl Runtime {
                 request_id: report.request_id.clone(),
                 error,
             }
+        };
+        // A request from outside takes a place in its tenant's share for the whole run;
+        // the scripts it calls run inside that place.
+        let admitted = match entry {
+            Entry::Outside => match self.admission.admit(&script).await {
+                Some(admitted) => Some(admitted),
+                None => return Err(failure(InvokeError::Overloaded)),
+            },
+            Entry::Call => None,
         };
         let logs = LogCapture::new(self.log_capacity);
         let deadline = budget.deadline;
@@ -199,6 +210,7 @@ impl Runtime {
                 Ok(result) => result,
                 Err(_) => Err(InvokeError::WallTime),
             };
+            drop(admitted);
             let failure = result.as_ref().err();
             let lines = log_console(&logged_script, &logs, failure, &task_report.request_id);
             let lines = if task_report.wants_logs() {
@@ -234,6 +246,15 @@ impl Runtime {
             Err(error) => Err(failure(error)),
         }
     }
+}
+
+/// Where a run comes from.
+enum Entry {
+    /// A request from outside (an eyeball, the gateway): admitted against its tenant's
+    /// share.
+    Outside,
+    /// Another script's call (a service binding, an outbound worker).
+    Call,
 }
 
 /// Marks the run failed when dropped before the guest's handler returned.

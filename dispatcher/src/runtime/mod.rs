@@ -3,6 +3,7 @@
 //! HTTP framework types never enter here; wasmtime types never leave except as
 //! `hyper`/`http` requests and responses.
 
+mod admission;
 mod artifacts;
 mod bindings;
 mod capture;
@@ -62,6 +63,10 @@ pub struct RuntimeConfig {
     pub sql: SqlLimits,
     /// Which addresses outgoing requests may reach.
     pub addresses: AddressPolicy,
+    /// Most requests of one tenant running at once.
+    pub instances_per_tenant: usize,
+    /// How long a request over its tenant's share may wait for a place.
+    pub admission_queue: std::time::Duration,
 }
 
 pub struct Runtime {
@@ -73,6 +78,8 @@ pub struct Runtime {
     /// Limits of a script the admin gave none.
     pub defaults: Limits,
     guest_memory: Arc<limits::GuestMemory>,
+    /// Each tenant's share of the instances.
+    admission: Arc<admission::Admission>,
     /// Where runs that have used much CPU take turns.
     heavy_lane: cpu::HeavyLane,
     log_capacity: usize,
@@ -106,6 +113,10 @@ impl Runtime {
             platform,
             defaults: config.defaults,
             guest_memory: limits::GuestMemory::new(config.guest_memory_bytes),
+            admission: Arc::new(admission::Admission::new(
+                config.instances_per_tenant,
+                config.admission_queue,
+            )),
             heavy_lane: cpu::HeavyLane::for_this_machine(),
             log_capacity: config.log_capacity,
             addresses: config.addresses,

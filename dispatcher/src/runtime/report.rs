@@ -106,8 +106,12 @@ impl Drop for RunReport {
     fn drop(&mut self) {
         let sides = std::mem::take(self.state.get_mut().expect("report lock"));
         let Some(finished) = sides.finished else {
-            // The run never started (the request could not be handed to the guest).
-            self.runtime.metrics.request(Outcome::ScriptError);
+            // The run never started: it was not admitted (`overloaded`), or the request
+            // could not be handed to the guest.
+            let outcome = sides
+                .request_failure
+                .map_or(Outcome::ScriptError, |(outcome, _)| outcome);
+            self.runtime.metrics.request(outcome);
             return;
         };
         let (outcome, error) = finished
