@@ -133,3 +133,48 @@ fn a_reclaimed_name_starts_with_defaults_and_never_reaches_the_old_owners_worker
     );
     drop(temp);
 }
+
+#[test]
+fn an_outbound_policy_stored_in_plaintext_by_an_older_version_is_sealed_at_start() {
+    let upstream = Upstream::start();
+    let server = Server::start_with_config(OPEN_LOOPBACK);
+    let (_, acme) = server.create_customer("acme");
+    assert_eq!(server.upload(&acme, "app", &guest("limits")).status(), 201);
+    let worker = server.data_dir().join("outbound-worker.wasm");
+    std::fs::write(&worker, guest("outbound-worker")).unwrap();
+    cli_ok(
+        &server,
+        &["script", "deploy", "egress", worker.to_str().unwrap()],
+    );
+    cli_ok(&server, &["outbound", "set", "app", "--worker", "egress"]);
+    let (data, temp) = server.stop();
+
+    // What an older version wrote: the policy as plaintext JSON.
+    let legacy =
+        format!(r#"{{"worker":{{"script":"egress","params":{{"CREDENTIAL":"{CREDENTIAL}"}}}}}}"#);
+    let db = rusqlite::Connection::open(data.join("dispatcher.db")).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE script_settings SET outbound = ?1, outbound_sealed = NULL WHERE name = 'app'",
+            [&legacy],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(db);
+
+    let config = data.with_extension("legacy.toml");
+    std::fs::write(&config, format!("first_party = false\n{OPEN_LOOPBACK}")).unwrap();
+    let server = Server::start_in(&data, &["--config", config.to_str().unwrap()]);
+    let seen = fetched_by_app(&server, &upstream).expect("serves after the upgrade");
+    assert_eq!(
+        seen["headers"]["x-injected-credential"], CREDENTIAL,
+        "{seen}"
+    );
+    assert!(
+        !database_bytes(&server)
+            .windows(CREDENTIAL.len())
+            .any(|w| w == CREDENTIAL.as_bytes()),
+        "the legacy plaintext policy is still on disk"
+    );
+    drop(temp);
+}

@@ -130,7 +130,7 @@ impl IntoResponse for ApiError {
         if let Some(id) = request_id.and_then(|id| header::HeaderValue::from_str(id).ok()) {
             response.headers_mut().insert("x-request-id", id);
         }
-        if let ApiError::RequestTimeout(_) = &self {
+        if let ApiError::RequestTimeout(_) | ApiError::TooLarge(_) = &self {
             // The rest of the body is not read: the connection cannot carry another
             // request.
             response.headers_mut().insert(

@@ -28,14 +28,16 @@ pub const MULTIPART_OVERHEAD: usize = 64 << 10;
 
 pub async fn read_upload(request: Request, config: &Config) -> Result<UploadBody, ApiError> {
     let max_script_bytes = config.max_script_bytes;
+    // Headers that make the upload unusable are answered after the body is read (as
+    // every error below), so the client, still sending, gets to read the answer.
     let boundary = match content_type(request.headers()) {
         Some(ct) if ct.starts_with("multipart/form-data") => Some(
             multer::parse_boundary(ct)
-                .map_err(|e| ApiError::BadRequest(format!("invalid multipart body: {e}")))?,
+                .map_err(|e| ApiError::BadRequest(format!("invalid multipart body: {e}"))),
         ),
         _ => None,
     };
-    let gzip = is_gzip(request.headers())?;
+    let gzip = is_gzip(request.headers());
     let cap = max_script_bytes
         + if boundary.is_some() {
             MULTIPART_OVERHEAD
@@ -50,9 +52,8 @@ pub async fn read_upload(request: Request, config: &Config) -> Result<UploadBody
     if declares_more_than(request.headers(), cap) {
         return Err(too_large());
     }
-    // Read the whole body (bounded) before parsing, so every error below is answered
-    // after the client finished sending, and it can read the answer.
     let mut bytes = read_bounded(request.into_body(), cap, config).await?;
+    let (boundary, gzip) = (boundary.transpose()?, gzip?);
     if gzip {
         bytes = tokio::task::spawn_blocking(move || gunzip(&bytes, cap))
             .await

@@ -9,11 +9,17 @@
 //! others; heavy runs take turns in the lane at every epoch tick. While light runs are in
 //! flight, a heavy poll keeps its permit idle for as long as it ran, so heavy work gets at
 //! most half of the lane's cores then and light requests keep most of the machine.
+//!
+//! Whether a run is heavy is also judged by its script's history ([`CpuHistory`]): a
+//! script whose recent runs used more than `HEAVY_AFTER` each starts its next runs in
+//! the lane. A run's first poll cannot be interrupted inside one bulk-memory instruction
+//! (a `memory.fill` over a large memory), so without this every new run of a script
+//! doing that would take a core in its first poll however many such runs there are.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -28,6 +34,29 @@ const HEAVY_AFTER: Duration = Duration::from_millis(2);
 pub fn thread_cpu_ns() -> u64 {
     let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     (now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64).max(1)
+}
+
+/// The CPU its recent runs used, per run: an exponentially weighted average over runs.
+#[derive(Default)]
+pub struct CpuHistory {
+    average_ns: AtomicU64,
+}
+
+impl CpuHistory {
+    fn is_heavy(&self) -> bool {
+        self.average_ns.load(Ordering::Relaxed) >= HEAVY_AFTER.as_nanos() as u64
+    }
+
+    /// Adds one run's CPU to the average (weight 1/4: a few light runs make the script
+    /// light again).
+    fn record(&self, ran: Duration) {
+        let ran = ran.as_nanos().min(u64::MAX as u128) as u64;
+        let _ = self
+            .average_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |average| {
+                Some(average - average / 4 + ran / 4)
+            });
+    }
 }
 
 /// The cores CPU-heavy runs may occupy at once, and how many light runs are in flight.
@@ -69,6 +98,7 @@ type Acquiring = Pin<Box<dyn Future<Output = Option<OwnedSemaphorePermit>> + Sen
 pub struct Metered<F> {
     inner: Pin<Box<F>>,
     budget: Arc<Budget>,
+    history: Arc<CpuHistory>,
     permits: Arc<Semaphore>,
     light_runs: Arc<AtomicUsize>,
     /// `Some` until the run turns heavy.
@@ -77,12 +107,15 @@ pub struct Metered<F> {
 }
 
 impl<F: Future> Metered<F> {
-    pub fn new(inner: F, budget: Arc<Budget>, lane: &HeavyLane) -> Self {
+    /// Meters a run of a script with `history`.
+    pub fn new(inner: F, budget: Arc<Budget>, lane: &HeavyLane, history: Arc<CpuHistory>) -> Self {
+        let light = (!history.is_heavy()).then(|| LightRun::new(&lane.light_runs));
         Metered {
             inner: Box::pin(inner),
             budget,
+            history,
             permits: lane.permits.clone(),
-            light: Some(LightRun::new(&lane.light_runs)),
+            light,
             light_runs: lane.light_runs.clone(),
             acquiring: None,
         }
@@ -94,7 +127,7 @@ impl<F: Future> Future for Metered<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         // Held for this poll only, so heavy runs take turns.
-        let permit = if self.budget.cpu_used() >= HEAVY_AFTER {
+        let permit = if self.light.is_none() || self.budget.cpu_used() >= HEAVY_AFTER {
             self.light = None;
             let permits = self.permits.clone();
             let acquiring = self
@@ -124,5 +157,11 @@ impl<F: Future> Future for Metered<F> {
             });
         }
         result
+    }
+}
+
+impl<F> Drop for Metered<F> {
+    fn drop(&mut self) {
+        self.history.record(self.budget.cpu_used());
     }
 }

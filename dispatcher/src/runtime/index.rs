@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use arc_swap::ArcSwap;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use super::cpu::CpuHistory;
 use super::outbound::{AllowList, Outbound};
 use super::{Host, Limits, Runtime};
 use crate::store::{
@@ -35,6 +36,8 @@ pub struct LoadedScript {
     /// The server's default limits with the admin's overrides applied.
     pub limits: Limits,
     pub outbound: Outbound,
+    /// The CPU its recent runs used, which decides whether its next runs start heavy.
+    pub cpu_history: Arc<CpuHistory>,
 }
 
 impl LoadedScript {
@@ -70,6 +73,7 @@ impl LoadedScript {
             settings: head.settings,
             limits,
             outbound,
+            cpu_history: Arc::default(),
         }
     }
 }

@@ -204,7 +204,12 @@ impl Runtime {
             verdict.succeeded = true;
             Ok(())
         };
-        let metered = Metered::new(run, metered_budget, &self.heavy_lane);
+        let metered = Metered::new(
+            run,
+            metered_budget,
+            &self.heavy_lane,
+            logged_script.cpu_history.clone(),
+        );
         let task = tokio::spawn(async move {
             let result = match tokio::time::timeout_at(deadline, metered).await {
                 Ok(result) => result,

@@ -217,6 +217,7 @@ pub(super) fn seal_plaintext_policies(
         })?;
         rows.collect::<Result<_, _>>()?
     };
+    let sealed_any = !plaintext.is_empty();
     for (namespace, name, owner, json) in plaintext {
         let slot = OutboundSlot::new(&namespace, &name, owner.as_deref());
         tx.execute(
@@ -226,6 +227,11 @@ pub(super) fn seal_plaintext_policies(
         )?;
     }
     tx.commit()?;
+    if sealed_any {
+        // The plaintext's old pages are overwritten (`secure_delete`) once checkpointed
+        // into the database; the write-ahead log holding them is emptied.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    }
     Ok(())
 }
 

@@ -21,6 +21,8 @@
 //!   `{"succeeded": k, "errors": ["<message>", ...]}` (connection limit).
 //! - `/random?bytes=N` → asks the host for N secure random bytes in one
 //!   `wasi:random/random.get-random-bytes` call, then `200 got N random bytes`.
+//! - `/fill?mb=N&times=K` → allocates one buffer of N MiB and fills all of it K times,
+//!   each fill one `memory.fill` instruction, then `200 filled N MiB K times`.
 //! - Anything else → `404 no such route`. A missing or malformed parameter (or a
 //!   `grow-big` size above 2 GiB, which no allocation can have) → `400`.
 
@@ -77,8 +79,19 @@ async fn route(path: &str, params: &[(String, String)]) -> Result<Response<Body>
         "/fetch-many" => fetch_many(required(params, "url")?, number(params, "n")?).await,
         "/fetch-parallel" => fetch_parallel(required(params, "url")?, number(params, "n")?).await,
         "/random" => random_bytes(number(params, "bytes")?)?,
+        "/fill" => fill(number(params, "mb")?, number(params, "times")?),
         _ => text(StatusCode::NOT_FOUND, "no such route"),
     })
+}
+
+/// Fills one buffer of `mb` MiB `times` times, each one `memory.fill` over all of it.
+fn fill(mb: u64, times: u64) -> Response<Body> {
+    let mut buffer = vec![0u8; mb as usize * MIB];
+    for round in 0..times {
+        buffer.fill(black_box(round as u8 + 1));
+        black_box(&buffer);
+    }
+    text(StatusCode::OK, format!("filled {mb} MiB {times} times"))
 }
 
 /// Busy-loops forever, on the CPU.

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Hostile load against a release dispatcher of its own, one line per case with its figure
+# and verdict, and a last line `N/M hold`. The bars are issue 13's, on 2 cores:
+#   silent      2,000 silent connections from one address: a tenant on another address
+#               still answers with p99 < 50 ms, and the server's fds are back to their
+#               baseline within 15 s
+#   flood       one tenant at wrk -c1500 on a CPU-bound script: another tenant (on
+#               another address) gets >= 99 % success with p99 < 100 ms
+#   fills       four tenants looping 120 MiB memory.fill: a light tenant keeps >= 50 % of
+#               its solo req/s
+#   growers     20 runs growing to the memory limit: idle RSS back within +64 MiB of the
+#               baseline a few seconds later
+#
+#   bash bench/abuse.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+cargo build --release -j2 -p dispatcher >&2
+GUESTS=$(dirname "$(ls -t target/release/build/dispatcher-*/out/limits.wasm | head -n1)")
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+PORT=8795
+D=http://127.0.0.1:$PORT
+CLIENTS="python3 bench/abuse_clients.py"
+
+echo 'first_party = false' >"$WORK/dispatcher.toml"
+target/release/dispatcher --data "$WORK/data" serve --listen "127.0.0.1:$PORT" \
+    --config "$WORK/dispatcher.toml" >/dev/null 2>"$WORK/dispatcher.log" &
+PID=$!
+for _ in $(seq 600); do curl -fs "$D/healthz" >/dev/null && break; sleep 0.1; done
+
+customer() { target/release/dispatcher --data "$WORK/data" customer create "$1" --json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'; }
+upload() { # CUSTOMER NAME GUEST
+    curl -fsS -X PUT "$D/script/$2" -H "X-Customer-Token: $(customer "$1")" \
+        -H 'content-type: application/wasm' --data-binary "@$GUESTS/$3.wasm" >/dev/null
+}
+upload canary canary hello
+upload hog hog limits
+for i in 1 2 3 4; do upload "filler$i" "fill$i" limits; done
+upload grower grower limits
+
+fds() { ls "/proc/$PID/fd" | wc -l; }
+rss_mib() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$PID/status"; }
+held=0
+cases=0
+verdict() { # NAME HOLDS(0|1) FIGURES...
+    local name=$1 holds=$2
+    shift 2
+    cases=$((cases + 1))
+    if [ "$holds" = 1 ]; then held=$((held + 1)); v=hold; else v=FAIL; fi
+    printf '%-8s %s: %s\n' "$name" "$*" "$v"
+}
+below() { python3 -c "import sys; sys.exit(0 if float('$1') < float('$2') else 1)"; }
+at_least() { python3 -c "import sys; sys.exit(0 if float('$1') >= float('$2') else 1)"; }
+
+# silent: 2,000 connections from 127.0.0.2 that send nothing, held 8 s.
+$CLIENTS canary "$D/dispatch/canary/" 127.0.0.1 200 >/dev/null
+fd_base=$(fds)
+$CLIENTS silent 127.0.0.1 "$PORT" 127.0.0.2 2000 8 >"$WORK/silent" &
+SILENT=$!
+sleep 2
+read -r ok p50 p99 rps < <($CLIENTS canary "$D/dispatch/canary/" 127.0.0.1 1000)
+wait "$SILENT"
+read -r accepted closed <"$WORK/silent"
+back=""
+for s in $(seq 15); do
+    if [ "$(fds)" -le $((fd_base + 8)) ]; then back=$s; break; fi
+    sleep 1
+done
+holds=0
+if at_least "$ok" 1 && below "$p99" 50 && [ -n "$back" ]; then holds=1; fi
+verdict silent $holds "canary ok $ok p99 ${p99} ms; $closed of $accepted silent connections closed by the server; fds $fd_base -> back in ${back:-never} s"
+
+# flood: 1,500 connections on a CPU-bound script (10 ms of CPU a request) from 127.0.0.1.
+wrk -t2 -c1500 -d12s "$D/dispatch/hog/spin-ms?ms=10" >"$WORK/flood" 2>&1 &
+FLOOD=$!
+sleep 3
+read -r ok p50 p99 rps < <($CLIENTS canary "$D/dispatch/canary/" 127.0.0.3 1000)
+wait "$FLOOD" || true
+holds=0
+if at_least "$ok" 0.99 && below "$p99" 100; then holds=1; fi
+hog_rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/flood")
+verdict flood $holds "canary ok $ok p50 ${p50} ms p99 ${p99} ms beside the hog at ${hog_rps:-?} req/s"
+
+# fills: four tenants, four connections each, looping fills of 120 MiB.
+solo=$(wrk -t1 -c2 -d5s "$D/dispatch/canary/" | awk '/Requests\/sec/ {print $2}')
+fillers=()
+for i in 1 2 3 4; do
+    wrk -t1 -c4 -d12s "$D/dispatch/fill$i/fill?mb=120&times=4" >/dev/null 2>&1 &
+    fillers+=($!)
+done
+sleep 3
+beside=$(wrk -t1 -c2 -d5s "$D/dispatch/canary/" | awk '/Requests\/sec/ {print $2}')
+wait "${fillers[@]}" || true
+share=$(python3 -c "print(f'{$beside / $solo:.2f}')")
+holds=0
+if at_least "$share" 0.5; then holds=1; fi
+verdict fills $holds "canary $beside req/s beside the fills, $solo solo (${share}x)"
+
+# growers: 20 runs growing to the 128 MiB limit, 4 at a time.
+sleep 3
+rss_base=$(rss_mib)
+seq 20 | xargs -P4 -I{} curl -s -o /dev/null "$D/dispatch/grower/grow-many?mb=120"
+sleep 5
+rss_after=$(rss_mib)
+holds=0
+if [ "$rss_after" -le $((rss_base + 64)) ]; then holds=1; fi
+verdict growers $holds "idle RSS $rss_base MiB before, $rss_after MiB 5 s after"
+
+echo "$held/$cases hold"
