@@ -149,3 +149,45 @@ fn a_compile_past_the_memory_limit_is_refused_and_the_old_version_serves() {
     assert_eq!(server.metric("dispatcher_compiles_total"), 0);
     still_serves_hello(&server);
 }
+
+#[test]
+fn a_busy_compiler_answers_overloaded_and_a_gone_uploader_frees_it() {
+    let server = Server::start_with_config("max_concurrent_compiles = 1\ncompile_queue_ms = 300");
+    let (_, token) = server.create_customer("acme");
+    let slow = slow_component();
+
+    // An upload whose client gives up after a second: its compile is killed with it,
+    // long before it would have finished (it takes seconds of CPU).
+    let gave_up = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap()
+        .put(server.url("/script/slow"))
+        .header("x-customer-token", &token)
+        .header("content-type", "application/wasm")
+        .body(slow.clone())
+        .send();
+    assert!(gave_up.is_err(), "the slow upload answered within a second");
+    let started = Instant::now();
+    assert_eq!(server.upload(&token, "app", &guest("hello")).status(), 201);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the abandoned compile held the compile slot"
+    );
+
+    // While one compile runs, another upload waits the queue time, then is refused.
+    std::thread::scope(|scope| {
+        let running = scope.spawn(|| server.upload(&token, "slow", &slow).status());
+        std::thread::sleep(Duration::from_millis(1500));
+        let response = server.upload(&token, "other", &guest("echo-wstd"));
+        assert_eq!(
+            response.headers()["retry-after"].to_str().unwrap(),
+            "1",
+            "{response:?}"
+        );
+        expect_error(response, 503, "overloaded");
+        // The first upload compiles (and fails only at linking: it exports no handler).
+        assert_eq!(running.join().unwrap(), 400);
+    });
+    assert_eq!(server.metric("dispatcher_compiles_total"), 2);
+}
