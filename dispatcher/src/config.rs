@@ -10,7 +10,9 @@ use serde::Deserialize;
 use ipnet::IpNet;
 
 use crate::deploy::valid_name;
-use crate::runtime::{AddressPolicy, EngineLimits, Limits, RuntimeConfig, SqlLimits};
+use crate::runtime::{
+    AddressPolicy, CodeLimits, CompileLimits, EngineLimits, Limits, RuntimeConfig, SqlLimits,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -97,6 +99,21 @@ pub struct Config {
     /// Script names no customer may upload (`409 name_taken`), so that
     /// `{name}.{dispatch_domain}` never serves a tenant's page under a first-party name.
     pub reserved_names: Vec<String>,
+    /// Longest one compile may take, in milliseconds (`400 compile_timeout` past it).
+    pub compile_timeout_ms: u64,
+    /// Most memory one compile may use, in MiB (`400 compile_too_large` past it).
+    pub compile_memory_mb: u64,
+    /// Most compiles running at once.
+    pub max_concurrent_compiles: usize,
+    /// Longest an upload waits for a compile slot, in milliseconds (`503 overloaded` past
+    /// it).
+    pub compile_queue_ms: u64,
+    /// Most functions a component's core modules may define together
+    /// (`400 compile_too_large` past it, before compiling).
+    pub max_wasm_functions: u64,
+    /// Deepest nesting of blocks, loops and ifs in one function body
+    /// (`400 compile_too_large` past it, before compiling).
+    pub max_wasm_nesting: u64,
 }
 
 impl Default for Config {
@@ -137,6 +154,17 @@ impl Default for Config {
             reserved_names: crate::first_party::service_names()
                 .map(String::from)
                 .collect(),
+            // A typical Rust component compiles in well under a second; a JavaScript or
+            // Python one (13-21 MB) in seconds, in a few hundred MiB.
+            compile_timeout_ms: 60_000,
+            compile_memory_mb: 2048,
+            // One compile already keeps both cores of a 2-core machine busy (its
+            // functions are compiled in parallel); a second would only halve the speed of
+            // each and double the memory.
+            max_concurrent_compiles: 1,
+            compile_queue_ms: 10_000,
+            max_wasm_functions: 100_000,
+            max_wasm_nesting: 1_000,
         }
     }
 }
@@ -184,6 +212,16 @@ impl Config {
                 .unwrap_or(self.max_instances / 4)
                 .max(1) as usize,
             admission_queue: Duration::from_millis(self.admission_queue_ms),
+            compile: CompileLimits {
+                timeout: Duration::from_millis(self.compile_timeout_ms),
+                memory_bytes: self.compile_memory_mb << 20,
+                max_concurrent: self.max_concurrent_compiles,
+                queue_timeout: Duration::from_millis(self.compile_queue_ms),
+            },
+            code: CodeLimits {
+                max_functions: self.max_wasm_functions,
+                max_nesting: self.max_wasm_nesting,
+            },
         }
     }
 

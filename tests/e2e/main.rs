@@ -8,6 +8,7 @@ mod upstream;
 mod bad_uploads;
 mod bindings;
 mod cli;
+mod compile_limits;
 mod dispatch;
 mod early_refusals;
 mod error_boundary;

@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::deploy::DeployError;
-use crate::runtime::{ArtifactError, InvokeError, PrepareError, RunFailure};
+use crate::runtime::{
+    ArtifactError, CompileError, InvokeError, PrepareError, RunFailure, ValidateError,
+};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,18 @@ pub enum ApiError {
     /// An upload body that did not arrive in time.
     #[error("{0}")]
     RequestTimeout(String),
+    /// A component whose compile ran past the compile time limit.
+    #[error("{0}")]
+    CompileTimeout(String),
+    /// A component over the code limits, or whose compile needed more memory than allowed.
+    #[error("{0}")]
+    CompileTooLarge(String),
+    /// Every compile slot stayed busy; the upload may be retried after `retry_after`.
+    #[error("{message}")]
+    CompilesBusy {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// A run of a script that gave no answer (it failed, or hit a limit).
     #[error("{}", .0.error.public_message())]
     Run(RunFailure),
@@ -74,6 +88,9 @@ impl ApiError {
             ApiError::NameTaken(_) => (StatusCode::CONFLICT, "name_taken"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::CompileTimeout(_) => (StatusCode::BAD_REQUEST, "compile_timeout"),
+            ApiError::CompileTooLarge(_) => (StatusCode::BAD_REQUEST, "compile_too_large"),
+            ApiError::CompilesBusy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             ApiError::HeadTooLarge(_) => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "headers_too_large",
@@ -143,7 +160,9 @@ impl IntoResponse for ApiError {
                 error: InvokeError::Overloaded,
                 ..
             }) => Some(1),
-            ApiError::RateLimited { retry_after } => Some(retry_after.as_secs_f64().ceil() as u64),
+            ApiError::RateLimited { retry_after } | ApiError::CompilesBusy { retry_after, .. } => {
+                Some(retry_after.as_secs_f64().ceil() as u64)
+            }
             _ => None,
         };
         if let Some(seconds) = retry_after {
@@ -186,6 +205,22 @@ impl From<DeployError> for ApiError {
             }
             DeployError::TooLarge { .. } => ApiError::TooLarge(message),
             DeployError::Prepare(PrepareError::Artifact(ArtifactError::Store(e))) => e.into(),
+            DeployError::Prepare(PrepareError::Artifact(ArtifactError::Compile(e))) => match e {
+                CompileError::Timeout { .. } => ApiError::CompileTimeout(message),
+                CompileError::TooLarge { .. } => ApiError::CompileTooLarge(message),
+                CompileError::Overloaded { retry_after } => ApiError::CompilesBusy {
+                    message,
+                    retry_after,
+                },
+                CompileError::Failed(_) => ApiError::InvalidWasm(message),
+                CompileError::Worker(_) => ApiError::Internal(message),
+            },
+            DeployError::Prepare(
+                PrepareError::Artifact(ArtifactError::Load(_)) | PrepareError::Interrupted(_),
+            ) => ApiError::Internal(message),
+            DeployError::Prepare(PrepareError::Invalid(
+                ValidateError::TooManyFunctions { .. } | ValidateError::NestedTooDeep { .. },
+            )) => ApiError::CompileTooLarge(message),
             DeployError::Prepare(_) => ApiError::InvalidWasm(message),
             DeployError::NameTaken(_) | DeployError::Reserved(_) => ApiError::NameTaken(message),
             DeployError::NotFound(name) => ApiError::ScriptNotFound(name),

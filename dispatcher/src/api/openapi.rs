@@ -29,10 +29,11 @@ pub struct ErrorEnvelope {
 
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// `bad_request`, `invalid_wasm`, `invalid_name`, `unauthorized`, `forbidden`,
-    /// `not_found`, `script_not_found`, `name_taken`, `too_large`, `script_error`,
-    /// `upstream_error`, `exceeded_cpu`, `exceeded_memory`, `exceeded_wall_time`,
-    /// `overloaded`, `script_unavailable`, `insufficient_storage`, `internal_error`.
+    /// `bad_request`, `invalid_wasm`, `invalid_name`, `compile_timeout`,
+    /// `compile_too_large`, `unauthorized`, `forbidden`, `not_found`, `script_not_found`,
+    /// `name_taken`, `too_large`, `script_error`, `upstream_error`, `exceeded_cpu`,
+    /// `exceeded_memory`, `exceeded_wall_time`, `overloaded`, `script_unavailable`,
+    /// `insufficient_storage`, `internal_error`.
     #[schema(example = "script_not_found")]
     pub code: String,
     /// A sentence for a human.

@@ -84,6 +84,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compile the component on stdin to an artifact on stdout, under the limits of its
+    /// JSON spec; the server runs this in a child process for every compile.
+    #[command(name = crate::runtime::WORKER_COMMAND, hide = true)]
+    CompileWorker { spec: String },
 }
 
 /// How log lines are written to stderr.
@@ -129,6 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tail(args) => runtime()?.block_on(tail::run(&cli.data, args)),
         Command::Usage(args) => usage::run(&cli.data, args),
         Command::Platform(command) => runtime()?.block_on(platform::run(&cli.data, command)),
+        Command::CompileWorker { spec } => crate::runtime::compile_worker::run(&spec),
         Command::Demo { json } => runtime()?.block_on(async {
             let config = Config::default();
             let deployer = crate::server::open(&cli.data, &config).await?;

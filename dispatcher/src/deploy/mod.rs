@@ -1,7 +1,7 @@
 //! The upload pipeline and every other change to scripts, used by the API, the CLI and
 //! the demo: name checks (syntax; in the customers namespace, not a name reserved for the
-//! platform) and tag checks → size cap → validate + compile + link (before anything
-//! is committed) → blob written durably → row committed → index updated, all under the
+//! platform) and tag checks → size cap → validate + compile (in a worker process, or
+//! the artifact of the same bytes reused) + link (before anything is committed) → blob written durably → row committed → index updated, all under the
 //! index's writer lock. A failure at any step changes nothing.
 
 mod bindings;
@@ -159,13 +159,11 @@ impl Deployer {
             return Err(DeployError::NameTaken(version.name));
         }
 
-        let this = self.clone();
         let sha256 = sha256_hex(&version.wasm);
-        let (pre, sha256, version) = blocking(move || {
-            let pre = this.runtime.prepare(&this.store, &sha256, &version.wasm)?;
-            Ok::<_, DeployError>((pre, sha256, version))
-        })
-        .await?;
+        let pre = self
+            .runtime
+            .prepare(&self.store, &sha256, &version.wasm)
+            .await?;
 
         let _writer = self.runtime.index.writer.lock().await;
         let this = self.clone();

@@ -9,7 +9,9 @@
 //! digest, and only then deserializes the very bytes it checked — we never deserialize
 //! bytes we did not produce and verify. A missing, corrupted or incompatible artifact is
 //! rebuilt from the stored component bytes (checked against their digest, composed again
-//! when the script needs it).
+//! when the script needs it). Compiling itself happens in a worker process
+//! (`compile_cage.rs`); an upload whose bytes already have a verified artifact (another
+//! script's, an earlier version's) reuses it and compiles nothing.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use super::compile_cage::{CompileCage, CompileError, Queue};
 use super::compose::{ComposeError, PlatformModule};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, sha256_hex, write_durably};
@@ -26,13 +29,23 @@ const PLATFORM_HASH_PREFIX: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
-    #[error("compilation failed: {0}")]
-    Compile(String),
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    /// The artifact a worker produced does not load (it should always).
+    #[error("the compiled artifact cannot be loaded: {0}")]
+    Load(String),
     /// Reading the component or writing the artifact failed (a full disk among others).
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Compose(#[from] ComposeError),
+}
+
+/// A component to be compiled: the upload, or the upload composed with the platform
+/// module, and the key its artifact is stored under.
+pub struct Pending {
+    source: Vec<u8>,
+    key: String,
 }
 
 pub struct ArtifactCache {
@@ -42,6 +55,7 @@ pub struct ArtifactCache {
     /// The key of artifacts compiled from a script composed with the platform module.
     composed_hash: String,
     platform: Arc<PlatformModule>,
+    cage: CompileCage,
 }
 
 impl ArtifactCache {
@@ -49,6 +63,7 @@ impl ArtifactCache {
         data_dir: &std::path::Path,
         engine: &Engine,
         platform: Arc<PlatformModule>,
+        cage: CompileCage,
     ) -> std::io::Result<ArtifactCache> {
         let dir = data_dir.join("artifacts");
         std::fs::create_dir_all(&dir)?;
@@ -62,6 +77,7 @@ impl ArtifactCache {
             engine_hash,
             composed_hash,
             platform,
+            cage,
         })
     }
 
@@ -69,27 +85,72 @@ impl ArtifactCache {
         self.dir.join(format!("{wasm_sha256}-{key}.cwasm"))
     }
 
-    /// Compiles a script and stores the artifact durably, then loads it. `composed` is
-    /// the script composed with the platform module (`PlatformModule::compose`), `None`
-    /// when it imports nothing from it and `wasm` is compiled as uploaded.
-    pub fn compile(
+    /// The verified artifact of `wasm_sha256` when one is stored (counted as a cache
+    /// hit); `None` when it must be compiled.
+    pub fn reuse(
         &self,
         engine: &Engine,
         store: &Store,
         metrics: &Metrics,
         wasm_sha256: &str,
-        wasm: &[u8],
-        composed: Option<Vec<u8>>,
+    ) -> Option<Component> {
+        match self.load_verified(engine, store, wasm_sha256) {
+            Ok(component) => {
+                metrics.artifact_cache_hits.inc();
+                Some(component)
+            }
+            Err(reason) => {
+                tracing::debug!(sha256 = wasm_sha256, %reason, "no artifact to reuse");
+                None
+            }
+        }
+    }
+
+    /// What compiling `wasm` means: compiling `composed` (the script composed with the
+    /// platform module, `PlatformModule::compose`) when given, else `wasm` as uploaded.
+    pub fn pending(&self, wasm: &[u8], composed: Option<Vec<u8>>) -> Pending {
+        match composed {
+            Some(source) => Pending {
+                source,
+                key: self.composed_hash.clone(),
+            },
+            None => Pending {
+                source: wasm.to_vec(),
+                key: self.engine_hash.clone(),
+            },
+        }
+    }
+
+    /// Compiles `pending` in a worker, waiting for a compile slot no longer than the
+    /// queue time; the artifact, for `keep_and_load`.
+    pub async fn compile(
+        &self,
+        metrics: &Metrics,
+        pending: &Pending,
+    ) -> Result<Vec<u8>, ArtifactError> {
+        let artifact = self.cage.compile(&pending.source, Queue::Bounded).await?;
+        metrics.compiles.inc();
+        Ok(artifact)
+    }
+
+    /// Stores an artifact `compile` produced durably, records its digest, and loads it.
+    pub fn keep_and_load(
+        &self,
+        engine: &Engine,
+        store: &Store,
+        wasm_sha256: &str,
+        pending: &Pending,
+        artifact: &[u8],
     ) -> Result<Component, ArtifactError> {
-        let (artifact, key) = self.precompile(engine, metrics, wasm, composed.as_deref())?;
-        self.keep(store, wasm_sha256, key, &artifact)?;
-        deserialize_own(engine, &artifact)
+        self.keep(store, wasm_sha256, &pending.key, artifact)?;
+        deserialize_own(engine, artifact)
     }
 
     /// Loads the artifact for `wasm_sha256`, rebuilding it from the stored component
     /// (composing it again if it imports the platform module) when the artifact is
     /// missing, does not match its recorded digest, or fails to load. A rebuilt artifact
     /// that cannot be stored (a full disk) still serves; the next load rebuilds it again.
+    /// Blocking: run it on the async runtime's blocking pool.
     pub fn load(
         &self,
         engine: &Engine,
@@ -109,32 +170,16 @@ impl ArtifactCache {
         }
         let wasm = store.read_blob(wasm_sha256)?;
         let composed = self.platform.compose(&wasm)?;
-        let (artifact, key) = self.precompile(engine, metrics, &wasm, composed.as_deref())?;
-        if let Err(error) = self.keep(store, wasm_sha256, key, &artifact) {
+        let pending = self.pending(&wasm, composed);
+        let artifact = self
+            .cage
+            .compile_blocking(&pending.source, Queue::Unbounded)?;
+        metrics.compiles.inc();
+        if let Err(error) = self.keep(store, wasm_sha256, &pending.key, &artifact) {
             tracing::warn!(sha256 = wasm_sha256, %error, "the rebuilt artifact cannot be stored");
         }
         deserialize_own(engine, &artifact)
     }
-
-    /// The compiled artifact of `wasm` (or of `composed`, when given) and its key.
-    fn precompile(
-        &self,
-        engine: &Engine,
-        metrics: &Metrics,
-        wasm: &[u8],
-        composed: Option<&[u8]>,
-    ) -> Result<(Vec<u8>, &str), ArtifactError> {
-        let (source, key) = match composed {
-            Some(composed) => (composed, &self.composed_hash),
-            None => (wasm, &self.engine_hash),
-        };
-        let artifact = engine
-            .precompile_component(source)
-            .map_err(|e| ArtifactError::Compile(format!("{e:#}")))?;
-        metrics.compiles.inc();
-        Ok((artifact, key))
-    }
-
     /// Stores `artifact` durably and records its digest.
     fn keep(
         &self,
@@ -174,9 +219,11 @@ impl ArtifactCache {
     }
 }
 
-/// Loads an artifact this engine produced a moment ago.
+/// Loads an artifact a worker of this very binary produced a moment ago.
 fn deserialize_own(engine: &Engine, artifact: &[u8]) -> Result<Component, ArtifactError> {
-    // SAFETY: these bytes were produced by this engine in this process.
+    // SAFETY: these bytes were produced, with this engine's configuration, by a compile
+    // worker running this process's own executable (`/proc/self/exe`), and came to us
+    // over its stdout pipe; they are stored and digested before anything else sees them.
     unsafe { Component::deserialize(engine, artifact) }
-        .map_err(|e| ArtifactError::Compile(format!("{e:#}")))
+        .map_err(|e| ArtifactError::Load(format!("{e:#}")))
 }

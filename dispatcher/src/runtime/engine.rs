@@ -4,8 +4,9 @@
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// Sizing of the engine; from the server configuration.
-#[derive(Debug, Clone)]
+/// Sizing of the engine; from the server configuration (and handed to compile workers,
+/// whose engine must compile exactly as the server's does).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EngineLimits {
     /// Most instances alive at once (one per in-flight request or service call).
     pub max_instances: u32,
@@ -17,6 +18,20 @@ pub struct EngineLimits {
 pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 pub fn new_engine(limits: &EngineLimits) -> wasmtime::Result<Engine> {
+    Engine::new(&config(limits))
+}
+
+/// The engine a compile worker (`compile_worker.rs`) compiles with: the server's
+/// configuration without the pooling allocator, whose reservations a worker under a
+/// memory limit cannot afford. How instances are allocated is no part of an artifact's
+/// compatibility hash, so the server loads what the worker compiled.
+pub fn compile_engine(limits: &EngineLimits) -> wasmtime::Result<Engine> {
+    let mut config = config(limits);
+    config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    Engine::new(&config)
+}
+
+fn config(limits: &EngineLimits) -> Config {
     let mut pooling = PoolingAllocationConfig::default();
     // A script composed with the platform module has about twice the core instances,
     // memories and tables of a plain one; size the pools so `max_instances` composed
@@ -44,7 +59,7 @@ pub fn new_engine(limits: &EngineLimits) -> wasmtime::Result<Engine> {
         .wasm_component_model(true)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    Engine::new(&config)
+    config
 }
 
 /// Advances the engine's epoch every `EPOCH_TICK` for as long as the engine lives.

@@ -7,6 +7,8 @@ mod admission;
 mod artifacts;
 mod bindings;
 mod capture;
+mod compile_cage;
+pub mod compile_worker;
 pub mod compose;
 mod cpu;
 pub mod engine;
@@ -22,6 +24,7 @@ mod validate;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -30,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 pub use artifacts::ArtifactError;
 pub use bindings::sql::SqlLimits;
+pub use compile_cage::{CompileError, CompileLimits, WORKER_COMMAND};
 pub use compose::{ComposeError, PlatformModule};
 pub use engine::EngineLimits;
 pub use host::Host;
@@ -37,7 +41,7 @@ pub use index::{LoadedScript, ScriptIndex};
 pub use invoke::{InvokeError, RunFailure, host_body};
 pub use limits::Limits;
 pub use outbound::{AddressPolicy, AllowList};
-pub use validate::ValidateError;
+pub use validate::{CodeLimits, ValidateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
@@ -49,6 +53,9 @@ pub enum PrepareError {
     Artifact(#[from] ArtifactError),
     #[error("the component cannot be linked: {0}")]
     Link(String),
+    /// Blocking work of the upload died (a panic) or was cut short (shutdown).
+    #[error("preparing the component was interrupted: {0}")]
+    Interrupted(String),
 }
 
 /// What the runtime enforces, from the server's configuration.
@@ -67,6 +74,10 @@ pub struct RuntimeConfig {
     pub instances_per_tenant: usize,
     /// How long a request over its tenant's share may wait for a place.
     pub admission_queue: std::time::Duration,
+    /// What one compile may cost, and how many run at once.
+    pub compile: CompileLimits,
+    /// How much code a component may hold (checked before compiling).
+    pub code: CodeLimits,
 }
 
 pub struct Runtime {
@@ -75,6 +86,7 @@ pub struct Runtime {
     artifacts: artifacts::ArtifactCache,
     /// Composed into every script that imports `platform:module/*`, at upload.
     platform: Arc<PlatformModule>,
+    code_limits: CodeLimits,
     /// Limits of a script the admin gave none.
     pub defaults: Limits,
     guest_memory: Arc<limits::GuestMemory>,
@@ -105,12 +117,14 @@ impl Runtime {
         engine::spawn_epoch_ticker(&engine);
         let linker = host::new_linker(&engine)?;
         let platform = Arc::new(PlatformModule::builtin()?);
-        let artifacts = artifacts::ArtifactCache::new(data_dir, &engine, platform.clone())?;
+        let cage = compile_cage::CompileCage::new(config.compile, config.engine);
+        let artifacts = artifacts::ArtifactCache::new(data_dir, &engine, platform.clone(), cage)?;
         Ok(Runtime {
             engine,
             linker,
             artifacts,
             platform,
+            code_limits: config.code,
             defaults: config.defaults,
             guest_memory: limits::GuestMemory::new(config.guest_memory_bytes),
             admission: Arc::new(admission::Admission::new(
@@ -138,21 +152,44 @@ impl Runtime {
         out
     }
 
-    /// Upload path: validates `wasm`, composes it with the platform module when it
-    /// imports `platform:module/*`, compiles (storing the artifact) and links it.
-    /// Blocking and CPU-heavy: run it on the blocking pool.
-    pub fn prepare(
-        &self,
-        store: &Store,
+    /// Upload path: validates `wasm` (refusing code too large to compile), reuses the
+    /// verified artifact of the same bytes when there is one, else composes it with the
+    /// platform module when it imports `platform:module/*`, compiles it in a worker
+    /// (storing the artifact) and links it. Dropping the future kills the worker.
+    pub async fn prepare(
+        self: &Arc<Self>,
+        store: &Arc<Store>,
         sha256: &str,
-        wasm: &[u8],
+        wasm: &Bytes,
     ) -> Result<ProxyPre<Host>, PrepareError> {
-        validate::validate_component(wasm)?;
-        let composed = self.platform.compose(wasm)?;
-        let component =
-            self.artifacts
-                .compile(&self.engine, store, &self.metrics, sha256, wasm, composed)?;
-        self.link(&component)
+        let (this, st, sha, bytes) = (
+            self.clone(),
+            store.clone(),
+            sha256.to_string(),
+            wasm.clone(),
+        );
+        let staged = blocking(move || {
+            validate::validate_component(&bytes, this.code_limits)?;
+            if let Some(component) = this.artifacts.reuse(&this.engine, &st, &this.metrics, &sha) {
+                return Ok(Staged::Reused(this.link(&component)?));
+            }
+            let composed = this.platform.compose(&bytes)?;
+            Ok(Staged::Compile(this.artifacts.pending(&bytes, composed)))
+        })
+        .await?;
+        let pending = match staged {
+            Staged::Reused(pre) => return Ok(pre),
+            Staged::Compile(pending) => pending,
+        };
+        let artifact = self.artifacts.compile(&self.metrics, &pending).await?;
+        let (this, st, sha) = (self.clone(), store.clone(), sha256.to_string());
+        blocking(move || {
+            let component =
+                this.artifacts
+                    .keep_and_load(&this.engine, &st, &sha, &pending, &artifact)?;
+            this.link(&component)
+        })
+        .await
     }
 
     /// Start and change path: the script's compiled artifact from disk (verified), or a
@@ -178,4 +215,19 @@ impl Runtime {
             ))
         })
     }
+}
+
+/// An upload after validation: linked from the artifact of the same bytes, or to compile.
+enum Staged {
+    Reused(ProxyPre<Host>),
+    Compile(artifacts::Pending),
+}
+
+/// Runs blocking validation, store or load work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, PrepareError> + Send + 'static,
+) -> Result<T, PrepareError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| PrepareError::Interrupted(e.to_string()))?
 }

@@ -3,7 +3,10 @@
 //! component), and every top-level import must come from an allowed package. Whether the
 //! import's exact interface and version can be satisfied is checked afterwards: for
 //! `platform:module/*` by composition with the platform module (`compose.rs`, down to each
-//! function), for everything else by linking.
+//! function), for everything else by linking. Before validating, a linear pass refuses
+//! what would cost too much to compile: too many functions in all core modules together,
+//! or blocks nested too deep in one function body (compile time grows with the square of
+//! the depth).
 
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
@@ -22,6 +25,24 @@ pub enum ValidateError {
         "import `{0}` is not allowed: scripts may import wasi:http, wasi:io, wasi:clocks, wasi:random, wasi:cli, wasi:filesystem, wasi:sockets, platform:module and platform:worker interfaces"
     )]
     ImportNotAllowed(String),
+    #[error(
+        "the component defines more than {limit} functions (the compile limit); nothing was compiled"
+    )]
+    TooManyFunctions { limit: u64 },
+    #[error(
+        "a function of the component nests blocks deeper than {limit} (the compile limit); nothing was compiled"
+    )]
+    NestedTooDeep { limit: u64 },
+}
+
+/// How much code a component may ask the compiler to handle; from the server
+/// configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeLimits {
+    /// Most functions all the component's core modules define together.
+    pub max_functions: u64,
+    /// Deepest nesting of blocks, loops and ifs in one function body.
+    pub max_nesting: u64,
 }
 
 /// Packages a script may import from: each is given safely by the host (see `host.rs`),
@@ -38,13 +59,14 @@ const ALLOWED_PACKAGES: &[&str] = &[
     super::compose::PLATFORM_MODULE_PACKAGE,
 ];
 
-pub fn validate_component(bytes: &[u8]) -> Result<(), ValidateError> {
+pub fn validate_component(bytes: &[u8], limits: CodeLimits) -> Result<(), ValidateError> {
     if Parser::is_core_wasm(bytes) {
         return Err(ValidateError::CoreModule);
     }
     if !Parser::is_component(bytes) {
         return Err(ValidateError::NotWasm);
     }
+    check_code_size(bytes, limits)?;
     Validator::new_with_features(WasmFeatures::default())
         .validate_all(bytes)
         .map_err(|e| ValidateError::Invalid(e.to_string()))?;
@@ -79,4 +101,49 @@ fn top_level_imports(bytes: &[u8]) -> Result<Vec<String>, ValidateError> {
         }
     }
     Ok(imports)
+}
+
+/// Refuses a component over `limits`, in one pass over its bytes: function counts come
+/// from the function sections (before any body is read), nesting from the operators of
+/// each body.
+fn check_code_size(bytes: &[u8], limits: CodeLimits) -> Result<(), ValidateError> {
+    let invalid = |e: wasmparser::BinaryReaderError| ValidateError::Invalid(e.to_string());
+    let mut functions = 0u64;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(invalid)? {
+            Payload::FunctionSection(section) => {
+                functions += u64::from(section.count());
+                if functions > limits.max_functions {
+                    return Err(ValidateError::TooManyFunctions {
+                        limit: limits.max_functions,
+                    });
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                let mut depth = 0u64;
+                let mut operators = body.get_operators_reader().map_err(invalid)?;
+                while !operators.eof() {
+                    use wasmparser::Operator;
+                    match operators.read().map_err(invalid)? {
+                        Operator::Block { .. }
+                        | Operator::Loop { .. }
+                        | Operator::If { .. }
+                        | Operator::Try { .. }
+                        | Operator::TryTable { .. } => {
+                            depth += 1;
+                            if depth > limits.max_nesting {
+                                return Err(ValidateError::NestedTooDeep {
+                                    limit: limits.max_nesting,
+                                });
+                            }
+                        }
+                        Operator::End => depth = depth.saturating_sub(1),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,76 @@
+//! The child side of a caged compile (`dispatcher compile-worker`, started by
+//! `compile_cage.rs`): it puts itself under the limits it is given (memory, CPU time, a
+//! lower priority, death with its parent), reads one component on stdin, compiles it
+//! with the server's engine configuration and writes the serialized artifact to stdout.
+//! A compile error is written to stderr with exit status 1; running out of memory aborts
+//! the process (the allocator's failure), the CPU limit kills it (SIGXCPU, then SIGKILL).
+
+use std::io::{Read as _, Write as _};
+
+use rustix::process::{Resource, Rlimit, Signal};
+
+use super::engine::{EngineLimits, compile_engine};
+
+/// What a worker is told on its command line (one JSON argument).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct WorkerSpec {
+    /// The server's engine sizing, so the worker's engine compiles exactly as the
+    /// server's would.
+    pub engine: EngineLimits,
+    /// Most writable memory (heap and anonymous mappings) the worker may map, in bytes.
+    pub memory_bytes: u64,
+    /// Most CPU time the worker may use, all threads together, in seconds.
+    pub cpu_seconds: u64,
+}
+
+/// The exit status of a compile the component itself made fail.
+pub const COMPILE_FAILED: i32 = 1;
+
+/// How much lower than the server a worker runs: requests keep their CPU while it
+/// compiles.
+const NICENESS: i32 = 10;
+
+/// Runs the worker; the exit status is the outcome, the artifact is on stdout.
+pub fn run(spec: &str) -> anyhow::Result<()> {
+    let spec: WorkerSpec = serde_json::from_str(spec)?;
+    confine(&spec)?;
+    let mut component = Vec::new();
+    std::io::stdin().lock().read_to_end(&mut component)?;
+    let engine = compile_engine(&spec.engine)?;
+    match engine.precompile_component(&component) {
+        Ok(artifact) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&artifact)?;
+            out.flush()?;
+            Ok(())
+        }
+        Err(error) => {
+            eprint!("{error:#}");
+            std::process::exit(COMPILE_FAILED);
+        }
+    }
+}
+
+/// Puts this process under `spec`'s limits. RLIMIT_DATA, not RLIMIT_AS: it counts the
+/// memory the compile writes to (the heap and anonymous mappings) and not the address
+/// space merely reserved (thread arenas, the binary's own mappings).
+fn confine(spec: &WorkerSpec) -> std::io::Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+    rustix::process::nice(NICENESS)?;
+    rustix::process::setrlimit(
+        Resource::Data,
+        Rlimit {
+            current: Some(spec.memory_bytes),
+            maximum: Some(spec.memory_bytes),
+        },
+    )?;
+    // Past the soft limit the kernel sends SIGXCPU, a second later SIGKILL.
+    rustix::process::setrlimit(
+        Resource::Cpu,
+        Rlimit {
+            current: Some(spec.cpu_seconds),
+            maximum: Some(spec.cpu_seconds + 1),
+        },
+    )?;
+    Ok(())
+}
