@@ -26,22 +26,25 @@ pub enum Outcome {
     ExceededMemory,
     ExceededWallTime,
     Overloaded,
+    /// The client went away before the whole response; never a status.
+    Canceled,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 6] = [
+    const ALL: [Outcome; 7] = [
         Outcome::Ok,
         Outcome::ScriptError,
         Outcome::ExceededCpu,
         Outcome::ExceededMemory,
         Outcome::ExceededWallTime,
         Outcome::Overloaded,
+        Outcome::Canceled,
     ];
 
     /// The status a client gets for a run that ended so, when the script set none.
     pub fn status(self) -> Option<u16> {
         match self {
-            Outcome::Ok => None,
+            Outcome::Ok | Outcome::Canceled => None,
             Outcome::ScriptError => Some(500),
             Outcome::ExceededCpu
             | Outcome::ExceededMemory
@@ -58,6 +61,7 @@ impl Outcome {
             Outcome::ExceededMemory => "exceeded_memory",
             Outcome::ExceededWallTime => "exceeded_wall_time",
             Outcome::Overloaded => "overloaded",
+            Outcome::Canceled => "canceled",
         }
     }
 }

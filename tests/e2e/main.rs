@@ -7,6 +7,7 @@ mod upstream;
 
 mod bad_uploads;
 mod bindings;
+mod canceled;
 mod cli;
 mod dispatch;
 mod early_refusals;

@@ -6,6 +6,7 @@
 mod admission;
 mod artifacts;
 mod bindings;
+mod cancel;
 mod capture;
 pub mod compose;
 mod cpu;
