@@ -20,6 +20,7 @@ mod identity_headers;
 mod initialize;
 mod large_uploads;
 mod limits;
+mod memory_back;
 mod observability;
 mod openapi;
 mod outbound;

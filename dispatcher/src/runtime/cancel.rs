@@ -154,7 +154,9 @@ mod tests {
         if let Some(length) = length {
             response = response.header("content-length", length);
         }
-        response.body(Full::new(Bytes::from_static(b"hello"))).unwrap()
+        response
+            .body(Full::new(Bytes::from_static(b"hello")))
+            .unwrap()
     }
 
     #[tokio::test]

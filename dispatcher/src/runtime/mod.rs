@@ -104,6 +104,9 @@ impl Runtime {
     ) -> anyhow::Result<Runtime> {
         let engine = engine::new_engine(&config.engine)?;
         engine::spawn_epoch_ticker(&engine);
+        let guest_memory = limits::GuestMemory::new(config.guest_memory_bytes);
+        let watched = guest_memory.clone();
+        engine::spawn_resident_watch(&engine, move |bytes| watched.set_idle_resident(bytes));
         let linker = host::new_linker(&engine)?;
         let platform = Arc::new(PlatformModule::builtin()?);
         let artifacts = artifacts::ArtifactCache::new(data_dir, &engine, platform.clone())?;
@@ -113,7 +116,7 @@ impl Runtime {
             artifacts,
             platform,
             defaults: config.defaults,
-            guest_memory: limits::GuestMemory::new(config.guest_memory_bytes),
+            guest_memory,
             admission: Arc::new(admission::Admission::new(
                 config.instances_per_tenant,
                 config.admission_queue,
@@ -134,7 +137,13 @@ impl Runtime {
     pub fn render_metrics(&self) -> String {
         let mut out = self.metrics.render();
         if let Some(pool) = self.engine.pooling_allocator_metrics() {
-            Metrics::render_pool(&mut out, pool.component_instances(), pool.memories());
+            let idle_resident = engine::idle_resident_bytes(&self.engine);
+            Metrics::render_pool(
+                &mut out,
+                pool.component_instances(),
+                pool.memories(),
+                idle_resident,
+            );
         }
         out
     }
