@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Memory given back: a release server, RUNS requests to the `limits` test guest's
 # `/grow-many?mb=MB` (each run grows its memory to about MB MiB, every page written) under
-# `limits set app --memory-mb 128`, CONCURRENCY at a time; then, SETTLE seconds later,
+# `limits set app --memory-mb 128` (and 1 s of CPU, so no run stops short of its memory),
+# CONCURRENCY at a time; then, SETTLE seconds later,
 # the server's idle RSS (VmRSS of /proc/PID/status) against its baseline taken after
 # start and one small run. Prints one line:
 #   memory back: baseline X MiB, after Y MiB: hold|FAIL
@@ -41,23 +42,30 @@ TOKEN=$("$BIN" --data "$WORK/data" customer create grower --json |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 curl -fsS -X PUT "$D/script/app" -H "X-Customer-Token: $TOKEN" \
     -H 'content-type: application/wasm' --data-binary "@$GUESTS/limits.wasm" >/dev/null
-"$BIN" --data "$WORK/data" limits set app --memory-mb 128 >/dev/null
+"$BIN" --data "$WORK/data" limits set app --memory-mb 128 --cpu-ms 1000 >/dev/null
 
 rss_mib() { awk '/^VmRSS:/ { printf "%d", $2 / 1024 }' "/proc/$PID/status"; }
 
-curl -fsS "$D/dispatch/app/sleep?ms=1" >/dev/null
+# The new limits apply to the next request of the server once it has read them.
+# (300 ms of spinning is past the default 50 ms of CPU, not past 1 s.)
+for _ in $(seq 50); do curl -fs -o /dev/null "$D/dispatch/app/spin-ms?ms=300" && break; sleep 0.1; done
 sleep "$SETTLE"
 BASELINE=$(rss_mib)
 
 grow() { # COUNT
     for _ in $(seq "$1"); do
-        curl -sS -o /dev/null "$D/dispatch/app/grow-many?mb=$MB"
-    done
+        curl -sS -o /dev/null -w '%{http_code}\n' "$D/dispatch/app/grow-many?mb=$MB"
+    done >>"$WORK/statuses"
 }
 for _ in $(seq "$CONCURRENCY"); do grow $((RUNS / CONCURRENCY)) & done
 wait $(jobs -p | grep -vx "$PID")
 sleep "$SETTLE"
 AFTER=$(rss_mib)
+# Past the limit a run is refused (503 exceeded_memory) after growing as far as it may.
+if grep -qvE '^(200|503)$' "$WORK/statuses"; then
+    echo "unexpected answers to grow-many: $(sort "$WORK/statuses" | uniq -c | tr '\n' ' ')" >&2
+    exit 1
+fi
 
 VERDICT=FAIL
 if [ $((AFTER - BASELINE)) -le $BOUND_MIB ]; then VERDICT=hold; fi

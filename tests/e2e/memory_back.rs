@@ -16,13 +16,32 @@ fn idle_memory_returns_after_runs_that_grow_to_their_limit() {
     let server = Server::start();
     let (_, token) = server.create_customer("grower");
     assert_eq!(server.upload(&token, "app", &guest("limits")).status(), 201);
-    let out = server.cli(&["limits", "set", "app", "--memory-mb", "128"]);
+    // CPU to spare: the runs must reach their memory, not stop at the CPU limit first.
+    let set = [
+        "limits",
+        "set",
+        "app",
+        "--memory-mb",
+        "120",
+        "--cpu-ms",
+        "1000",
+    ];
+    let out = server.cli(&set);
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(server.get_and_read("/dispatch/app/sleep?ms=1"), 200);
+    // 121 MiB fit in the default 128 MiB, not in the 120 MiB just set.
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let answer = server.get("/dispatch/app/grow-many?mb=121");
+            answer.text().unwrap().contains("exceeded_memory")
+        }),
+        "the new limits apply"
+    );
     let baseline = server.rss_mib();
 
     for _ in 0..20 {
-        assert_eq!(server.get_and_read("/dispatch/app/grow-many?mb=100"), 200);
+        let grown = server.get("/dispatch/app/grow-many?mb=100");
+        let status = grown.status();
+        assert_eq!(status, 200, "{}", grown.text().unwrap());
     }
     let mut after = 0;
     assert!(
