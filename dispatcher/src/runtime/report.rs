@@ -116,11 +116,12 @@ impl Drop for RunReport {
     fn drop(&mut self) {
         let sides = std::mem::take(self.state.get_mut().expect("report lock"));
         let Some(finished) = sides.finished else {
-            // The run never started: it was not admitted (`overloaded`), or the request
-            // could not be handed to the guest.
+            // The run never started: it was not admitted (`overloaded`), the request
+            // could not be handed to the guest, or, neither said, its client went away
+            // while it waited for its place.
             let outcome = sides
                 .request_failure
-                .map_or(Outcome::ScriptError, |(outcome, _)| outcome);
+                .map_or(Outcome::Canceled, |(outcome, _)| outcome);
             self.runtime.metrics.request(outcome);
             return;
         };
