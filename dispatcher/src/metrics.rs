@@ -26,22 +26,25 @@ pub enum Outcome {
     ExceededMemory,
     ExceededWallTime,
     Overloaded,
+    /// The client went away before the whole response; never a status.
+    Canceled,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 6] = [
+    const ALL: [Outcome; 7] = [
         Outcome::Ok,
         Outcome::ScriptError,
         Outcome::ExceededCpu,
         Outcome::ExceededMemory,
         Outcome::ExceededWallTime,
         Outcome::Overloaded,
+        Outcome::Canceled,
     ];
 
     /// The status a client gets for a run that ended so, when the script set none.
     pub fn status(self) -> Option<u16> {
         match self {
-            Outcome::Ok => None,
+            Outcome::Ok | Outcome::Canceled => None,
             Outcome::ScriptError => Some(500),
             Outcome::ExceededCpu
             | Outcome::ExceededMemory
@@ -58,6 +61,7 @@ impl Outcome {
             Outcome::ExceededMemory => "exceeded_memory",
             Outcome::ExceededWallTime => "exceeded_wall_time",
             Outcome::Overloaded => "overloaded",
+            Outcome::Canceled => "canceled",
         }
     }
 }
@@ -164,14 +168,17 @@ impl Metrics {
         out
     }
 
-    /// Gauges of the engine's instance pool: instances and linear memories in use.
-    pub fn render_pool(out: &mut String, instances: u64, memories: usize) {
+    /// Gauges of the engine's instance pool: instances and linear memories in use, and
+    /// the bytes it keeps resident in unused slots.
+    pub fn render_pool(out: &mut String, instances: u64, memories: usize, idle_resident: usize) {
         let _ = writeln!(
             out,
             "# HELP dispatcher_instances_in_use Component instances alive in the pooling allocator.\n\
              # TYPE dispatcher_instances_in_use gauge\ndispatcher_instances_in_use {instances}\n\
              # HELP dispatcher_memories_in_use Linear memories alive in the pooling allocator.\n\
-             # TYPE dispatcher_memories_in_use gauge\ndispatcher_memories_in_use {memories}"
+             # TYPE dispatcher_memories_in_use gauge\ndispatcher_memories_in_use {memories}\n\
+             # HELP dispatcher_pool_idle_resident_bytes Memory the pooling allocator keeps resident in slots no instance uses (counted in the guest-memory budget).\n\
+             # TYPE dispatcher_pool_idle_resident_bytes gauge\ndispatcher_pool_idle_resident_bytes {idle_resident}"
         );
     }
 }

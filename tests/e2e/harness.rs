@@ -192,6 +192,25 @@ impl Server {
         assert!(status.success());
     }
 
+    /// The server's resident memory (`VmRSS` of /proc/PID/status), in MiB. Not for a
+    /// server started on a tmpfs (its child is the namespace's wrapper).
+    pub fn rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read the server's /proc status");
+        status
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("VmRSS:")?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .expect("VmRSS in /proc status")
+            / 1024
+    }
+
     /// Waits for the server to exit (after `terminate`), at most `within`.
     pub fn exited_within(&mut self, within: Duration) -> bool {
         eventually(within, || matches!(self.child.try_wait(), Ok(Some(_))))

@@ -176,7 +176,8 @@ fn the_subrequest_past_the_limit_fails_inside_the_guest() {
 
 #[test]
 fn too_many_requests_at_once_get_overloaded_with_retry_after() {
-    let server = Server::start_with_config("max_instances = 2\n");
+    // One tenant may fill the whole pool here: this is the pool's limit, not the share's.
+    let server = Server::start_with_config("max_instances = 2\nmax_instances_per_tenant = 2\n");
     two_tenants(&server);
     let sleepers: Vec<_> = (0..2)
         .map(|_| {

@@ -7,6 +7,7 @@ mod upstream;
 
 mod bad_uploads;
 mod bindings;
+mod canceled;
 mod cli;
 mod compile_limits;
 mod dispatch;
@@ -20,6 +21,7 @@ mod identity_headers;
 mod initialize;
 mod large_uploads;
 mod limits;
+mod memory_back;
 mod observability;
 mod openapi;
 mod outbound;

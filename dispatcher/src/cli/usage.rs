@@ -31,11 +31,12 @@ pub fn run(data: &std::path::Path, args: UsageArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<24} {:<14} {:>11} {:>8} {:>12} {:>12} {:>11} {:>12}",
+        "{:<24} {:<14} {:>11} {:>8} {:>8} {:>12} {:>12} {:>11} {:>12}",
         "SCRIPT",
         "CUSTOMER",
         "INVOCATIONS",
         "ERRORS",
+        "CANCELED",
         "CPU MS",
         "WALL MS",
         "SUBREQUESTS",
@@ -44,17 +45,19 @@ pub fn run(data: &std::path::Path, args: UsageArgs) -> anyhow::Result<()> {
     for script in scripts {
         let t = script.total;
         let e = t.errors;
+        // A canceled run is its client's doing, not the script's failure.
         let errors = e.script_error
             + e.exceeded_cpu
             + e.exceeded_memory
             + e.exceeded_wall_time
             + e.overloaded;
         println!(
-            "{:<24} {:<14} {:>11} {:>8} {:>12.1} {:>12.1} {:>11} {:>12}",
+            "{:<24} {:<14} {:>11} {:>8} {:>8} {:>12.1} {:>12.1} {:>11} {:>12}",
             script.script,
             script.customer_id.as_deref().unwrap_or("platform"),
             t.invocations,
             errors,
+            e.canceled,
             t.cpu_ms,
             t.wall_ms,
             t.subrequests,

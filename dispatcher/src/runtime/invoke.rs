@@ -2,7 +2,8 @@
 //! script's `ProxyPre` (pooling allocator), call `wasi:http/incoming-handler.handle`,
 //! and hand back the response as soon as the guest sets it; the body streams while the
 //! guest keeps running. The guest runs in its own task so it may finish writing after
-//! the headers went out. The run is held to its budget (`limits`): CPU metered per poll
+//! the headers went out; a client that goes away before the whole response cancels it
+//! (`cancel`). The run is held to its budget (`limits`): CPU metered per poll
 //! and enforced at epoch ticks, memory by the store's limiter, wall time by the deadline;
 //! its console output is captured.
 //!
@@ -28,6 +29,7 @@ use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::{HyperIncomingBody, HyperOutgoingBody};
 
+use super::cancel::{self, WatchedBody};
 use super::capture::{LogCapture, escape_controls};
 use super::cpu::Metered;
 use super::limits::{self, Budget, LimitExceeded};
@@ -133,6 +135,7 @@ impl Runtime {
         entry: Entry,
     ) -> Result<hyper::Response<HyperOutgoingBody>, RunFailure> {
         let report = RunReport::new(self, &script, &request);
+        let head_only = request.method() == hyper::Method::HEAD;
         let failure = |error: InvokeError| {
             report.failed(&error);
             RunFailure {
@@ -210,34 +213,49 @@ impl Runtime {
             &self.heavy_lane,
             logged_script.cpu_history.clone(),
         );
+        let (watch, cancellation) = cancel::watch();
+        // `None`: canceled, the client went away.
         let task = tokio::spawn(async move {
-            let result = match tokio::time::timeout_at(deadline, metered).await {
-                Ok(result) => result,
-                Err(_) => Err(InvokeError::WallTime),
+            let result = tokio::select! {
+                biased;
+                ran = tokio::time::timeout_at(deadline, metered) => {
+                    Some(ran.unwrap_or(Err(InvokeError::WallTime)))
+                }
+                () = cancellation.client_gone() => None,
             };
             drop(admitted);
-            let failure = result.as_ref().err();
+            let failure = result.as_ref().and_then(|result| result.as_ref().err());
             let lines = log_console(&logged_script, &logs, failure, &task_report.request_id);
             let lines = if task_report.wants_logs() {
                 lines
             } else {
                 Vec::new()
             };
-            task_report.finished(failure, &reported_budget, lines);
+            match &result {
+                Some(_) => task_report.finished(failure, &reported_budget, lines),
+                None => task_report.canceled(&reported_budget, lines),
+            }
             result
         });
 
+        // Dropped with this future while the client waits for the head, the watch cancels
+        // the run.
         let answer = match receiver.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(InvokeError::ScriptError(format!(
-                "the script answered with an error: {code:?}"
-            ))),
+            Ok(Ok(response)) => Ok(WatchedBody::wrap(response, head_only, watch)),
+            Ok(Err(code)) => {
+                // The client gets the error in full.
+                watch.release();
+                Err(InvokeError::ScriptError(format!(
+                    "the script answered with an error: {code:?}"
+                )))
+            }
             // The guest never set a response: the task says why.
             Err(_) => match task.await {
-                Ok(Err(e)) => Err(e),
-                Ok(Ok(())) => Err(InvokeError::ScriptError(
+                Ok(Some(Err(e))) => Err(e),
+                Ok(Some(Ok(()))) => Err(InvokeError::ScriptError(
                     "the script returned without setting a response".into(),
                 )),
+                Ok(None) => Err(InvokeError::ScriptError("the run was canceled".into())),
                 Err(join) => Err(InvokeError::ScriptError(format!(
                     "the script task died: {join}"
                 ))),
@@ -280,7 +298,7 @@ impl Drop for Verdict {
 /// before finishing it: wasi-http ends a body whose guest went away as if it were
 /// complete.
 struct UnlessFailed {
-    body: HyperOutgoingBody,
+    body: WatchedBody<HyperOutgoingBody>,
     failed: Arc<AtomicBool>,
 }
 

@@ -7,7 +7,8 @@
 //!   ([`on_epoch_tick`]) runs at every engine tick while wasm runs: over the limit it stops
 //!   the guest, otherwise it yields to the scheduler so a busy guest cannot starve others.
 //! - **Memory**: [`MemoryLimiter`] sums every linear memory and table of the instance
-//!   against the script's limit, and against one process-wide budget ([`GuestMemory`]).
+//!   against the script's limit, and against one process-wide budget ([`GuestMemory`]),
+//!   which also counts what the instance pool keeps resident in unused slots.
 //! - **Wall time**: the run's deadline (`Budget::deadline`), enforced by the invoker.
 //! - **Subrequests**: counted by the egress path through [`Budget::take_subrequest`].
 //!
@@ -183,10 +184,13 @@ pub fn on_epoch_tick(budget: &Budget) -> wasmtime::Result<UpdateDeadline> {
     ))
 }
 
-/// All guests' linear memories and tables together may not exceed this many bytes.
+/// All guests' linear memories and tables together, and the memory the instance pool
+/// keeps resident for them when they are gone, may not exceed this many bytes.
 pub struct GuestMemory {
     limit: usize,
     used: AtomicUsize,
+    /// Kept resident in the pool's unused slots, as last read (`engine::spawn_resident_watch`).
+    idle_resident: AtomicUsize,
 }
 
 impl GuestMemory {
@@ -194,13 +198,22 @@ impl GuestMemory {
         Arc::new(GuestMemory {
             limit,
             used: AtomicUsize::new(0),
+            idle_resident: AtomicUsize::new(0),
         })
     }
 
+    /// The pool now keeps `bytes` resident in slots no instance uses.
+    pub fn set_idle_resident(&self, bytes: usize) {
+        self.idle_resident.store(bytes, Ordering::Relaxed);
+    }
+
     fn try_take(&self, bytes: usize) -> bool {
+        let limit = self
+            .limit
+            .saturating_sub(self.idle_resident.load(Ordering::Relaxed));
         self.used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-                used.checked_add(bytes).filter(|total| *total <= self.limit)
+                used.checked_add(bytes).filter(|total| *total <= limit)
             })
             .is_ok()
     }
@@ -286,5 +299,20 @@ impl ResourceLimiter for MemoryLimiter {
 impl Drop for MemoryLimiter {
     fn drop(&mut self) {
         self.global.release(self.held);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_the_pool_keeps_resident_counts_against_the_guest_budget() {
+        let global = GuestMemory::new(10 << 20);
+        assert!(global.try_take(8 << 20));
+        global.release(8 << 20);
+        global.set_idle_resident(4 << 20);
+        assert!(!global.try_take(8 << 20));
+        assert!(global.try_take(6 << 20));
     }
 }

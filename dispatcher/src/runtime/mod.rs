@@ -6,6 +6,7 @@
 mod admission;
 mod artifacts;
 mod bindings;
+mod cancel;
 mod capture;
 mod compile_cage;
 pub mod compile_worker;
@@ -115,6 +116,9 @@ impl Runtime {
     ) -> anyhow::Result<Runtime> {
         let engine = engine::new_engine(&config.engine)?;
         engine::spawn_epoch_ticker(&engine);
+        let guest_memory = limits::GuestMemory::new(config.guest_memory_bytes);
+        let watched = guest_memory.clone();
+        engine::spawn_resident_watch(&engine, move |bytes| watched.set_idle_resident(bytes));
         let linker = host::new_linker(&engine)?;
         let platform = Arc::new(PlatformModule::builtin()?);
         let cage = compile_cage::CompileCage::new(config.compile, config.engine);
@@ -126,7 +130,7 @@ impl Runtime {
             platform,
             code_limits: config.code,
             defaults: config.defaults,
-            guest_memory: limits::GuestMemory::new(config.guest_memory_bytes),
+            guest_memory,
             admission: Arc::new(admission::Admission::new(
                 config.instances_per_tenant,
                 config.admission_queue,
@@ -147,7 +151,13 @@ impl Runtime {
     pub fn render_metrics(&self) -> String {
         let mut out = self.metrics.render();
         if let Some(pool) = self.engine.pooling_allocator_metrics() {
-            Metrics::render_pool(&mut out, pool.component_instances(), pool.memories());
+            let idle_resident = engine::idle_resident_bytes(&self.engine);
+            Metrics::render_pool(
+                &mut out,
+                pool.component_instances(),
+                pool.memories(),
+                idle_resident,
+            );
         }
         out
     }

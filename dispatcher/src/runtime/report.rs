@@ -90,8 +90,18 @@ impl RunReport {
 
     /// The run's task: the guest is done, with `failure` if it failed.
     pub fn finished(&self, failure: Option<&InvokeError>, budget: &Budget, logs: Vec<String>) {
+        self.finish(failure.map(described), budget, logs);
+    }
+
+    /// The run's task: the guest was dropped because its client went away.
+    pub fn canceled(&self, budget: &Budget, logs: Vec<String>) {
+        let detail = "the client went away before the response was complete";
+        self.finish(Some((Outcome::Canceled, detail.into())), budget, logs);
+    }
+
+    fn finish(&self, failure: Option<(Outcome, String)>, budget: &Budget, logs: Vec<String>) {
         let finished = Finished {
-            failure: failure.map(described),
+            failure,
             cpu_us: budget.cpu_used().as_micros() as u64,
             wall_us: self.started.elapsed().as_micros() as u64,
             subrequests: budget.subrequests_used(),
@@ -106,11 +116,12 @@ impl Drop for RunReport {
     fn drop(&mut self) {
         let sides = std::mem::take(self.state.get_mut().expect("report lock"));
         let Some(finished) = sides.finished else {
-            // The run never started: it was not admitted (`overloaded`), or the request
-            // could not be handed to the guest.
+            // The run never started: it was not admitted (`overloaded`), the request
+            // could not be handed to the guest, or, neither said, its client went away
+            // while it waited for its place.
             let outcome = sides
                 .request_failure
-                .map_or(Outcome::ScriptError, |(outcome, _)| outcome);
+                .map_or(Outcome::Canceled, |(outcome, _)| outcome);
             self.runtime.metrics.request(outcome);
             return;
         };

@@ -28,6 +28,7 @@ fn add_run(counters: &mut UsageCounters, run: &RunCost) {
         Outcome::ExceededMemory => counters.exceeded_memory += 1,
         Outcome::ExceededWallTime => counters.exceeded_wall_time += 1,
         Outcome::Overloaded => counters.overloaded += 1,
+        Outcome::Canceled => counters.canceled += 1,
     }
     counters.cpu_us += run.cpu_us;
     counters.wall_us += run.wall_us;
@@ -122,6 +123,8 @@ pub struct ErrorCounts {
     pub exceeded_memory: u64,
     pub exceeded_wall_time: u64,
     pub overloaded: u64,
+    /// Runs whose client went away before the whole response.
+    pub canceled: u64,
 }
 
 impl From<UsageCounters> for UsageView {
@@ -134,6 +137,7 @@ impl From<UsageCounters> for UsageView {
                 exceeded_memory: c.exceeded_memory,
                 exceeded_wall_time: c.exceeded_wall_time,
                 overloaded: c.overloaded,
+                canceled: c.canceled,
             },
             cpu_ms: c.cpu_us as f64 / 1000.0,
             wall_ms: c.wall_us as f64 / 1000.0,

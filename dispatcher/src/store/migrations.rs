@@ -32,6 +32,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "settings_owner",
         include_str!("../../../migrations/0005_settings_owner.sql"),
     ),
+    (
+        6,
+        "usage_canceled",
+        include_str!("../../../migrations/0006_usage_canceled.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

@@ -31,6 +31,7 @@ pub struct UsageCounters {
     pub wall_us: u64,
     pub subrequests: u64,
     pub peak_memory_bytes: u64,
+    pub canceled: u64,
 }
 
 impl UsageCounters {
@@ -46,12 +47,13 @@ impl UsageCounters {
         self.wall_us += other.wall_us;
         self.subrequests += other.subrequests;
         self.peak_memory_bytes = self.peak_memory_bytes.max(other.peak_memory_bytes);
+        self.canceled += other.canceled;
     }
 }
 
 /// The columns after the key, in table order.
 const COUNTER_COLUMNS: &str = "invocations, script_error, exceeded_cpu, exceeded_memory, \
-     exceeded_wall_time, overloaded, cpu_us, wall_us, subrequests, peak_memory_bytes";
+     exceeded_wall_time, overloaded, cpu_us, wall_us, subrequests, peak_memory_bytes, canceled";
 
 impl Store {
     /// Adds `batch` to the stored totals, all or nothing.
@@ -61,7 +63,7 @@ impl Store {
         {
             let mut add = tx.prepare_cached(&format!(
                 "INSERT INTO usage (namespace, script, customer_id, minute, {COUNTER_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                  ON CONFLICT (namespace, script, customer_id, minute) DO UPDATE SET
                     invocations = invocations + excluded.invocations,
                     script_error = script_error + excluded.script_error,
@@ -72,7 +74,8 @@ impl Store {
                     cpu_us = cpu_us + excluded.cpu_us,
                     wall_us = wall_us + excluded.wall_us,
                     subrequests = subrequests + excluded.subrequests,
-                    peak_memory_bytes = max(peak_memory_bytes, excluded.peak_memory_bytes)"
+                    peak_memory_bytes = max(peak_memory_bytes, excluded.peak_memory_bytes),
+                    canceled = canceled + excluded.canceled"
             ))?;
             for (key, c) in batch {
                 add.execute(params![
@@ -90,6 +93,7 @@ impl Store {
                     c.wall_us as i64,
                     c.subrequests as i64,
                     c.peak_memory_bytes as i64,
+                    c.canceled as i64,
                 ])?;
             }
         }
@@ -131,6 +135,7 @@ impl Store {
                     wall_us: count(11)?,
                     subrequests: count(12)?,
                     peak_memory_bytes: count(13)?,
+                    canceled: count(14)?,
                 },
             ))
         })?;

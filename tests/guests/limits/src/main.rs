@@ -11,6 +11,8 @@
 //!   page of each and keeping all of them alive, then `200 allocated N chunks`.
 //! - `/recurse` → unbounded non-tail recursion, until the wasm call stack overflows.
 //! - `/sleep?ms=N` → sleeps N ms (wall-clock limit), then `200 slept N ms`.
+//! - `/tick?ms=N` → `200` at once, then a body that never ends: `tick\n` every N ms
+//!   (a client that hangs up mid-response).
 //! - `/fetch?url=U[&header=Name:Value]...` → one outgoing `GET U` with those extra
 //!   headers; answers the upstream's status, `content-type` and body bytes. When the
 //!   request cannot be built or sent, `502` with the error as text.
@@ -68,6 +70,7 @@ async fn route(path: &str, params: &[(String, String)]) -> Result<Response<Body>
             wstd::task::sleep(wstd::time::Duration::from_millis(ms)).await;
             text(StatusCode::OK, format!("slept {ms} ms"))
         }
+        "/tick" => tick(number(params, "ms")?),
         "/fetch" => {
             let url = required(params, "url")?;
             let headers = params
@@ -92,6 +95,15 @@ fn fill(mb: u64, times: u64) -> Response<Body> {
         black_box(&buffer);
     }
     text(StatusCode::OK, format!("filled {mb} MiB {times} times"))
+}
+
+/// A `200` whose body is `tick\n` every `ms` milliseconds, without end.
+fn tick(ms: u64) -> Response<Body> {
+    let ticks = futures::stream::unfold((), move |()| async move {
+        wstd::task::sleep(wstd::time::Duration::from_millis(ms)).await;
+        Some((Bytes::from_static(b"tick\n"), ()))
+    });
+    Response::new(Body::from_stream(ticks))
 }
 
 /// Busy-loops forever, on the CPU.
