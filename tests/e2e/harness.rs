@@ -403,7 +403,13 @@ pub fn envelope(response: Response, expect_ok: bool) -> Value {
 
 /// Asserts an error envelope with `status` and `code`; returns the message.
 pub fn expect_error(response: Response, status: u16, code: &str) -> String {
-    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let got = response.status().as_u16();
+    if got != status {
+        panic!(
+            "unexpected status {got} (expected {status}): {}",
+            response.text().unwrap_or_default()
+        );
+    }
     let body = envelope(response, false);
     assert_eq!(body["error"]["code"], code, "{body}");
     body["error"]["message"].as_str().unwrap().to_string()
