@@ -10,6 +10,11 @@
 #               its solo req/s
 #   growers     20 runs growing to the memory limit: idle RSS back within +64 MiB of the
 #               baseline a few seconds later
+#   compile     a compile bomb (27 MB: 90,000 functions of 200 instructions, under the
+#               pre-check, about 15 s of compiling) is answered within
+#               the compile timeout (3 s here) + 1 s with a 400-class error, a canary's
+#               p99 stays < 2x its baseline meanwhile, and the server's RSS is back within
+#               +64 MiB after
 #
 #   bash bench/abuse.sh
 set -euo pipefail
@@ -25,7 +30,7 @@ PORT=8795
 D=http://127.0.0.1:$PORT
 CLIENTS="python3 bench/abuse_clients.py"
 
-echo 'first_party = false' >"$WORK/dispatcher.toml"
+printf 'first_party = false\ncompile_timeout_ms = 3000\n' >"$WORK/dispatcher.toml"
 target/release/dispatcher --data "$WORK/data" serve --listen "127.0.0.1:$PORT" \
     --config "$WORK/dispatcher.toml" >/dev/null 2>"$WORK/dispatcher.log" &
 PID=$!
@@ -109,5 +114,24 @@ rss_after=$(rss_mib)
 holds=0
 if [ "$rss_after" -le $((rss_base + 64)) ]; then holds=1; fi
 verdict growers $holds "idle RSS $rss_base MiB before, $rss_after MiB 5 s after"
+
+# compile: a bomb uploaded while a canary is measured.
+$CLIENTS bomb 90000 100 "$WORK/bomb.wasm"
+read -r _ _ base_p99 _ < <($CLIENTS canary "$D/dispatch/canary/" 127.0.0.1 1000)
+rss_base=$(rss_mib)
+curl -s -o "$WORK/bomb.answer" -w '%{http_code} %{time_total}\n' -X PUT "$D/script/bomb" \
+    -H "X-Customer-Token: $(customer bomber)" -H 'content-type: application/wasm' \
+    --data-binary "@$WORK/bomb.wasm" >"$WORK/bomb.status" &
+BOMB=$!
+sleep 0.3
+read -r ok _ p99 _ < <($CLIENTS canary "$D/dispatch/canary/" 127.0.0.1 1000)
+wait "$BOMB" || true
+read -r code seconds <"$WORK/bomb.status"
+sleep 2
+rss_after=$(rss_mib)
+holds=0
+if [ "${code:0:1}" = 4 ] && below "$seconds" 4 && below "$p99" "$(python3 -c "print(2 * max($base_p99, 1))")" &&
+    [ "$rss_after" -le $((rss_base + 64)) ]; then holds=1; fi
+verdict compile $holds "answered $code $(python3 -c "import json; print(json.load(open('$WORK/bomb.answer'))['error']['code'])" 2>/dev/null) in ${seconds} s; canary p99 ${p99} ms (baseline ${base_p99} ms, floor 1 ms); RSS $rss_base -> $rss_after MiB"
 
 echo "$held/$cases hold"

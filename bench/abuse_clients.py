@@ -5,6 +5,9 @@
                                    and how many it had closed by the end
   canary URL SRC N                 N sequential GETs from SRC (one keep-alive connection,
                                    reopened on failure); print "ok_ratio p50_ms p99_ms rps"
+  bomb FUNCTIONS OPS PATH          write a valid component whose one core module holds
+                                   FUNCTIONS functions of OPS instructions pairs each: slow
+                                   to compile, under the pre-check's function limit
 """
 import http.client
 import socket
@@ -68,9 +71,36 @@ def canary(url, src, n):
     print(f"{ok / n:.4f} {statistics.median(latencies):.2f} {p99:.2f} {n / elapsed:.0f}")
 
 
+def leb128(n):
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def section(section_id, payload):
+    return bytes([section_id]) + leb128(len(payload)) + payload
+
+
+def bomb(functions, ops, path):
+    # Each body: no locals, `ops` times `i32.const 1; drop`, end.
+    body = b"\x00" + b"\x41\x01\x1a" * ops + b"\x0b"
+    module = b"\x00asm\x01\x00\x00\x00"
+    module += section(1, leb128(1) + b"\x60\x00\x00")
+    module += section(3, leb128(functions) + b"\x00" * functions)
+    module += section(10, leb128(functions) + (leb128(len(body)) + body) * functions)
+    component = b"\x00asm\x0d\x00\x01\x00" + section(1, module)
+    with open(path, "wb") as f:
+        f.write(component)
+
+
 if __name__ == "__main__":
     kind, *args = sys.argv[1:]
     if kind == "silent":
         silent(args[0], int(args[1]), args[2], int(args[3]), float(args[4]))
+    elif kind == "bomb":
+        bomb(int(args[0]), int(args[1]), args[2])
     else:
         canary(args[0], args[1], int(args[2]))
