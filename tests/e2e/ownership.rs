@@ -21,6 +21,16 @@ fn cli_ok(server: &Server, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Installs the outbound-worker test guest as the platform script `egress`.
+fn deploy_egress_worker(server: &Server) {
+    let worker = server.data_dir().join("outbound-worker.wasm");
+    std::fs::write(&worker, guest("outbound-worker")).unwrap();
+    cli_ok(
+        server,
+        &["script", "deploy", "egress", worker.to_str().unwrap()],
+    );
+}
+
 /// What the upstream saw of `app`'s request, or `None` when it did not answer 200.
 fn fetched_by_app(server: &Server, upstream: &Upstream) -> Option<Value> {
     let path = with_query("/dispatch/app/fetch", &[("url", &upstream.url("/data"))]);
@@ -52,12 +62,7 @@ fn a_reclaimed_name_starts_with_defaults_and_never_reaches_the_old_owners_worker
     let (_, acme) = server.create_customer("acme");
     let (_, other) = server.create_customer("other");
     assert_eq!(server.upload(&acme, "app", &guest("limits")).status(), 201);
-    let worker = server.data_dir().join("outbound-worker.wasm");
-    std::fs::write(&worker, guest("outbound-worker")).unwrap();
-    cli_ok(
-        &server,
-        &["script", "deploy", "egress", worker.to_str().unwrap()],
-    );
+    deploy_egress_worker(&server);
     cli_ok(
         &server,
         &[
@@ -140,12 +145,7 @@ fn an_outbound_policy_stored_in_plaintext_by_an_older_version_is_sealed_at_start
     let server = Server::start_with_config(OPEN_LOOPBACK);
     let (_, acme) = server.create_customer("acme");
     assert_eq!(server.upload(&acme, "app", &guest("limits")).status(), 201);
-    let worker = server.data_dir().join("outbound-worker.wasm");
-    std::fs::write(&worker, guest("outbound-worker")).unwrap();
-    cli_ok(
-        &server,
-        &["script", "deploy", "egress", worker.to_str().unwrap()],
-    );
+    deploy_egress_worker(&server);
     cli_ok(&server, &["outbound", "set", "app", "--worker", "egress"]);
     let (data, temp) = server.stop();
 
