@@ -10,6 +10,8 @@
 #               its solo req/s
 #   growers     20 runs growing to the memory limit: idle RSS back within +64 MiB of the
 #               baseline a few seconds later
+#   pollspin    a guest spinning on zero-length timers: the process CPU a request costs
+#               is within 1.5x of the CPU billed to it (which the CPU limit stops)
 #   compile     a compile bomb (27 MB: 90,000 functions of 200 instructions, under the
 #               pre-check, about 15 s of compiling) is answered within
 #               the compile timeout (3 s here) + 1 s with a 400-class error, a canary's
@@ -46,6 +48,9 @@ upload canary canary hello
 upload hog hog limits
 for i in 1 2 3 4; do upload "filler$i" "fill$i" limits; done
 upload grower grower limits
+SPINNER_TOKEN=$(customer spinner)
+curl -fsS -X PUT "$D/script/spinner" -H "X-Customer-Token: $SPINNER_TOKEN" \
+    -H 'content-type: application/wasm' --data-binary "@$GUESTS/limits.wasm" >/dev/null
 
 fds() { ls "/proc/$PID/fd" | wc -l; }
 rss_mib() { awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$PID/status"; }
@@ -114,6 +119,21 @@ rss_after=$(rss_mib)
 holds=0
 if [ "$rss_after" -le $((rss_base + 64)) ]; then holds=1; fi
 verdict growers $holds "idle RSS $rss_base MiB before, $rss_after MiB 5 s after"
+
+# pollspin: 10 requests that each spin on zero-length timers until the CPU limit.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+before=$(cpu_ticks)
+for _ in $(seq 10); do curl -s -o /dev/null "$D/dispatch/spinner/poll-spin"; done
+after=$(cpu_ticks)
+process_ms=$(python3 -c "print(($after - $before) * 1000 / $(getconf CLK_TCK) / 10)")
+billed_ms=$(curl -fsS -H "X-Customer-Token: $SPINNER_TOKEN" "$D/usage?since=1h" | python3 -c '
+import json, sys
+total = json.load(sys.stdin)["data"]["scripts"][0]["total"]
+print(total["cpu_ms"] / total["invocations"])')
+ratio=$(python3 -c "print(f'{$process_ms / $billed_ms:.2f}')")
+holds=0
+if below "$ratio" 1.5; then holds=1; fi
+verdict pollspin $holds "process CPU ${process_ms} ms a request, billed ${billed_ms} ms (${ratio}x)"
 
 # compile: a bomb uploaded while a canary is measured.
 $CLIENTS bomb 90000 100 "$WORK/bomb.wasm"

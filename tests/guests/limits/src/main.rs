@@ -25,6 +25,8 @@
 //!   `wasi:random/random.get-random-bytes` call, then `200 got N random bytes`.
 //! - `/fill?mb=N&times=K` → allocates one buffer of N MiB and fills all of it K times,
 //!   each fill one `memory.fill` instruction, then `200 filled N MiB K times`.
+//! - `/poll-spin` → waits on a zero-length timer forever: a busy loop made of polls
+//!   that each return at once (CPU limit).
 //! - Anything else → `404 no such route`. A missing or malformed parameter (or a
 //!   `grow-big` size above 2 GiB, which no allocation can have) → `400`.
 
@@ -83,6 +85,9 @@ async fn route(path: &str, params: &[(String, String)]) -> Result<Response<Body>
         "/fetch-parallel" => fetch_parallel(required(params, "url")?, number(params, "n")?).await,
         "/random" => random_bytes(number(params, "bytes")?)?,
         "/fill" => fill(number(params, "mb")?, number(params, "times")?),
+        "/poll-spin" => loop {
+            wstd::task::sleep(wstd::time::Duration::from_millis(0)).await;
+        },
         _ => text(StatusCode::NOT_FOUND, "no such route"),
     })
 }
