@@ -129,7 +129,7 @@ process_ms=$(python3 -c "print(($after - $before) * 1000 / $(getconf CLK_TCK) / 
 billed_ms=$(curl -fsS -H "X-Customer-Token: $SPINNER_TOKEN" "$D/usage?since=1h" | python3 -c '
 import json, sys
 total = json.load(sys.stdin)["data"]["scripts"][0]["total"]
-print(total["cpu_ms"] / total["invocations"])')
+print(round(total["cpu_ms"] / total["invocations"], 1))')
 ratio=$(python3 -c "print(f'{$process_ms / $billed_ms:.2f}')")
 holds=0
 if below "$ratio" 1.5; then holds=1; fi
