@@ -179,6 +179,12 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
         let config: Config = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))?;
+        if let Err(why) = config.default_limits().check_memory_fits_cpu() {
+            anyhow::bail!(
+                "invalid config {}: memory_mb and cpu_ms: {why}",
+                path.display()
+            );
+        }
         if let Some(name) = config.reserved_names.iter().find(|n| !valid_name(n)) {
             anyhow::bail!(
                 "invalid config {}: reserved_names: `{name}` is not a script name \

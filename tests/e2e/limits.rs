@@ -286,3 +286,22 @@ fn all_guests_together_stay_within_the_servers_memory_budget() {
     expect_error(server.get("/dispatch/greeter/"), 503, "exceeded_memory");
     assert_eq!(server.get("/healthz").status(), 200);
 }
+
+#[test]
+fn memory_is_limited_to_what_the_cpu_limit_could_touch() {
+    let server = Server::start();
+    two_tenants(&server);
+    // One `memory.fill` over 1 GiB cannot be interrupted: 50 ms of CPU is too little.
+    let refused = server.cli(&["limits", "set", "app", "--memory-mb", "1024"]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("needs at least 256 ms of CPU"), "{why}");
+    set_limits(&server, &["--memory-mb", "1024", "--cpu-ms", "300"]);
+    // Lowering the CPU limit alone is checked against the memory already given.
+    let refused = server.cli(&["limits", "set", "app", "--cpu-ms", "100"]);
+    assert!(!refused.status.success());
+    let shown = server.cli(&["limits", "show", "app", "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["cpu_ms"]["value"], 300);
+    assert_eq!(shown["memory_mb"]["value"], 1024);
+}

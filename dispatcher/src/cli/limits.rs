@@ -103,6 +103,12 @@ pub fn run(data: &Path, command: LimitsCommand) -> anyhow::Result<()> {
                 overrides != LimitOverrides::default(),
                 "give at least one of --cpu-ms, --memory-mb, --subrequests, --wall-ms"
             );
+            let current = store.script_settings(&script.namespace, &script.name)?;
+            config
+                .default_limits()
+                .with_overrides(&current.limits.merged(overrides))
+                .check_memory_fits_cpu()
+                .map_err(anyhow::Error::msg)?;
             let settings = store.set_limits(&script.namespace, &script.name, overrides)?;
             (script, config, json, settings.limits)
         }

@@ -45,7 +45,31 @@ impl Limits {
             wall: overrides.wall_ms.map_or(self.wall, Duration::from_millis),
         }
     }
+
+    /// Refuses memory a run could not touch within its CPU limit: one bulk-memory
+    /// instruction (`memory.fill` over all of it) cannot be interrupted, so the memory
+    /// limit bounds how far such an instruction can run past the CPU limit. At
+    /// `MEMORY_MIB_PER_CPU_MS` (touching fresh memory runs at about 2 MiB/ms here) one
+    /// instruction overshoots by at most about 2x.
+    pub fn check_memory_fits_cpu(&self) -> Result<(), String> {
+        let memory_mib = (self.memory_bytes >> 20) as u128;
+        let cpu_ms = self.cpu.as_millis();
+        if memory_mib <= cpu_ms * MEMORY_MIB_PER_CPU_MS {
+            return Ok(());
+        }
+        Err(format!(
+            "{memory_mib} MiB of memory needs at least {} ms of CPU (a script gets at most \
+             {MEMORY_MIB_PER_CPU_MS} MiB per ms of its CPU limit, so that one instruction \
+             over all of its memory cannot run far past that limit); with {cpu_ms} ms of \
+             CPU it may have {} MiB",
+            memory_mib.div_ceil(MEMORY_MIB_PER_CPU_MS),
+            cpu_ms * MEMORY_MIB_PER_CPU_MS
+        ))
+    }
 }
+
+/// Most memory a script may have per millisecond of its CPU limit, in MiB.
+pub const MEMORY_MIB_PER_CPU_MS: u128 = 4;
 
 /// Which limit stopped a script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
