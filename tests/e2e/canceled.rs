@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{Server, eventually, guest};
+use crate::harness::{Server, eventually};
+use crate::limits::two_tenants;
 use crate::observability::{follow, next_event};
 
 /// Sends `GET path` on a connection of its own and leaves it open.
@@ -27,19 +28,6 @@ fn answered(stream: &TcpStream) -> bool {
     let peeked = stream.peek(&mut [0u8; 1]);
     stream.set_nonblocking(false).unwrap();
     matches!(peeked, Ok(n) if n > 0)
-}
-
-/// Customer `acme` owns the `limits` test guest as `app`, `bystander` owns `hello`;
-/// returns acme's token.
-fn two_tenants(server: &Server) -> String {
-    let (_, acme) = server.create_customer("acme");
-    assert_eq!(server.upload(&acme, "app", &guest("limits")).status(), 201);
-    let (_, bystander) = server.create_customer("bystander");
-    assert_eq!(
-        server.upload(&bystander, "hello", &guest("hello")).status(),
-        201
-    );
-    acme
 }
 
 #[test]

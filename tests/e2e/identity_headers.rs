@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::harness::{Server, guest};
 use crate::limits::with_query;
+use crate::services::front_and_back;
 use crate::upstream::Upstream;
 
 /// The identity headers a script forges, spelled every way a proxy might read them.
@@ -59,15 +60,7 @@ fn a_customer_script_cannot_send_identity_headers_upstream_in_any_spelling() {
 #[test]
 fn a_customer_script_cannot_forge_identity_headers_to_a_script_it_calls() {
     let server = Server::start();
-    let (_, token) = server.create_customer("acme");
-    assert_eq!(
-        server.upload(&token, "back", &guest("echo-wstd")).status(),
-        201
-    );
-    // `front` forwards every request, headers included, to `back` over a service binding.
-    let metadata = serde_json::json!({"bindings": [{"type": "service", "name": "BACKEND", "service": "back"}]});
-    let front = server.upload_with(&token, "front", &guest("service"), metadata);
-    assert_eq!(front.status(), 201);
+    front_and_back(&server);
 
     let mut request = server
         .request(reqwest::Method::GET, "/dispatch/front/who")

@@ -17,8 +17,8 @@ pub fn with_query(path: &str, params: &[(&str, &str)]) -> String {
 }
 
 /// A server where customer `acme` owns the `limits` test guest as `app` and customer
-/// `bystander` owns `hello`.
-fn two_tenants(server: &Server) {
+/// `bystander` owns `hello`; returns acme's token.
+pub fn two_tenants(server: &Server) -> String {
     let (_, acme) = server.create_customer("acme");
     assert_eq!(server.upload(&acme, "app", &guest("limits")).status(), 201);
     let (_, bystander) = server.create_customer("bystander");
@@ -26,6 +26,7 @@ fn two_tenants(server: &Server) {
         server.upload(&bystander, "hello", &guest("hello")).status(),
         201
     );
+    acme
 }
 
 fn set_limits(server: &Server, args: &[&str]) {

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::harness::{Server, eventually, guest};
 use crate::limits::with_query;
+use crate::services::front_and_back;
 use crate::upstream::Upstream;
 
 const OPEN_LOOPBACK: &str = "outbound_allow_private = [\"127.0.0.0/8\"]\n";
@@ -198,14 +199,7 @@ fn an_outbound_worker_sees_params_injects_credentials_and_can_refuse() {
 #[test]
 fn a_refused_request_with_a_body_reports_why_it_was_refused() {
     let server = Server::start();
-    let (_, token) = server.create_customer("acme");
-    assert_eq!(
-        server.upload(&token, "back", &guest("echo-wstd")).status(),
-        201
-    );
-    let metadata = serde_json::json!({"bindings": [{"type": "service", "name": "BACKEND", "service": "back"}]});
-    let front = server.upload_with(&token, "front", &guest("service"), metadata);
-    assert_eq!(front.status(), 201);
+    let token = front_and_back(&server);
     let deleted = server
         .request(reqwest::Method::DELETE, "/script/back")
         .header("X-Customer-Token", &token)

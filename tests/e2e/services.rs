@@ -11,6 +11,20 @@ fn service_metadata(target: &str) -> Value {
     json!({"bindings": [{"type": "service", "name": "BACKEND", "service": target}]})
 }
 
+/// Customer `acme` owns `back` (echo-wstd, which echoes what it got) and `front` (the
+/// service example, which forwards every request, headers included, to `back` over a
+/// service binding); returns acme's token.
+pub fn front_and_back(server: &Server) -> String {
+    let (_, token) = server.create_customer("acme");
+    assert_eq!(
+        server.upload(&token, "back", &guest("echo-wstd")).status(),
+        201
+    );
+    let front = server.upload_with(&token, "front", &guest("service"), service_metadata("back"));
+    assert_eq!(front.status(), 201);
+    token
+}
+
 #[test]
 fn a_service_binding_carries_method_path_headers_and_body_both_ways() {
     let server = Server::start();
