@@ -133,7 +133,12 @@ async fn host_routing(State(state): State<AppState>, request: Request, next: Nex
 /// head still arriving; this catches one that arrived whole in a single read.
 async fn head_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let limit = state.config.max_header_bytes;
-    let head = request.uri().to_string().len()
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len())
+        + request.uri().authority().map_or(0, |a| a.as_str().len());
+    let head = target
         + request
             .headers()
             .iter()
