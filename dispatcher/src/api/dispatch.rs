@@ -57,17 +57,30 @@ async fn try_dispatch(
     path: &str,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let script = find(state, CUSTOMER_NAMESPACE, name, || {
+        ApiError::ScriptNotFound(name.to_string())
+    })?;
+    run(state, script, path, request).await
+}
+
+/// The ready script `namespace`/`name`; `503 script_unavailable` when it is stored but
+/// could not be loaded, `not_found()` when there is none. Shared with the gateway.
+pub fn find(
+    state: &AppState,
+    namespace: &str,
+    name: &str,
+    not_found: impl FnOnce() -> ApiError,
+) -> Result<Arc<LoadedScript>, ApiError> {
     let index = &state.deployer.runtime.index;
-    let Some(script) = index.get(CUSTOMER_NAMESPACE, name) else {
-        return Err(match index.unavailable(CUSTOMER_NAMESPACE, name) {
+    index
+        .get(namespace, name)
+        .ok_or_else(|| match index.unavailable(namespace, name) {
             Some(unavailable) => ApiError::ScriptUnavailable {
                 script: name.to_string(),
                 reason: unavailable.reason,
             },
-            None => ApiError::ScriptNotFound(name.to_string()),
-        });
-    };
-    run(state, script, path, request).await
+            None => not_found(),
+        })
 }
 
 /// Runs `request` through `script`, which sees `path` and the request's query; the

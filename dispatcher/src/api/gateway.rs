@@ -177,15 +177,8 @@ fn inject_identity(headers: &mut HeaderMap, session: &Session) -> Result<(), Api
 }
 
 fn first_party(state: &AppState, service: &str) -> Result<Arc<LoadedScript>, ApiError> {
-    let index = &state.deployer.runtime.index;
-    index.get(PLATFORM_NAMESPACE, service).ok_or_else(|| {
-        match index.unavailable(PLATFORM_NAMESPACE, service) {
-            Some(unavailable) => ApiError::ScriptUnavailable {
-                script: service.to_string(),
-                reason: unavailable.reason,
-            },
-            None => ApiError::NotFound(format!("the `{service}` service is not installed")),
-        }
+    dispatch::find(state, PLATFORM_NAMESPACE, service, || {
+        ApiError::NotFound(format!("the `{service}` service is not installed"))
     })
 }
 
