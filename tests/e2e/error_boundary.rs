@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{Server, eventually, guest};
 use crate::observability::{follow, next_event};
+use crate::showcase::upload_everything;
 
 /// Words that give a wasm failure's internals away.
 const INTERNALS: [&str; 7] = [
@@ -84,23 +85,7 @@ fn a_failing_scripts_client_sees_a_request_id_and_its_owner_the_detail() {
 fn the_sdks_default_500_carries_no_error_text() {
     let server = Server::start();
     let (_, token) = server.create_customer("acme");
-    assert_eq!(
-        server
-            .upload(&token, "whoami", &guest("echo-wstd"))
-            .status(),
-        201
-    );
-    let metadata = json!({
-        "bindings": [
-            {"type": "plain_text", "name": "GREETING", "text": "Welcome"},
-            {"type": "secret_text", "name": "API_KEY", "text": "k-123"},
-            {"type": "kv_namespace", "name": "CACHE", "namespace": "visits"},
-            {"type": "d1", "name": "DB", "database": "main"},
-            {"type": "service", "name": "AUTH", "service": "whoami"},
-        ],
-    });
-    let uploaded = server.upload_with(&token, "everything", &guest("everything"), metadata);
-    assert_eq!(uploaded.status(), 201);
+    upload_everything(&server, &token);
     // Another script of the customer puts a value in the shared namespace that
     // `everything` cannot parse as its visit count, so its handler returns an error.
     let kv =

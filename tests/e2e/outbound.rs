@@ -40,6 +40,16 @@ fn expect_timeout(url: &str) {
     assert!(started.elapsed() < Duration::from_secs(25));
 }
 
+/// Installs the outbound-worker test guest as the platform script `egress`.
+pub fn deploy_egress_worker(server: &Server) {
+    let worker = server.data_dir().join("outbound-worker.wasm");
+    std::fs::write(&worker, guest("outbound-worker")).unwrap();
+    cli_ok(
+        server,
+        &["script", "deploy", "egress", worker.to_str().unwrap()],
+    );
+}
+
 fn cli_ok(server: &Server, args: &[&str]) {
     let out = server.cli(args);
     assert!(out.status.success(), "{args:?}: {out:?}");
@@ -138,12 +148,7 @@ fn an_outbound_worker_sees_params_injects_credentials_and_can_refuse() {
     let upstream = Upstream::start();
     let server = Server::start_with_config(OPEN_LOOPBACK);
     app(&server);
-    let worker = server.data_dir().join("outbound-worker.wasm");
-    std::fs::write(&worker, guest("outbound-worker")).unwrap();
-    cli_ok(
-        &server,
-        &["script", "deploy", "egress", worker.to_str().unwrap()],
-    );
+    deploy_egress_worker(&server);
     cli_ok(
         &server,
         &[

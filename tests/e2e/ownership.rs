@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::harness::{Server, eventually, guest};
 use crate::limits::with_query;
+use crate::outbound::deploy_egress_worker;
 use crate::upstream::Upstream;
 
 const OPEN_LOOPBACK: &str = "outbound_allow_private = [\"127.0.0.0/8\"]\n";
@@ -19,16 +20,6 @@ fn cli_ok(server: &Server, args: &[&str]) -> String {
     let out = server.cli(args);
     assert!(out.status.success(), "{args:?}: {out:?}");
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// Installs the outbound-worker test guest as the platform script `egress`.
-fn deploy_egress_worker(server: &Server) {
-    let worker = server.data_dir().join("outbound-worker.wasm");
-    std::fs::write(&worker, guest("outbound-worker")).unwrap();
-    cli_ok(
-        server,
-        &["script", "deploy", "egress", worker.to_str().unwrap()],
-    );
 }
 
 /// What the upstream saw of `app`'s request, or `None` when it did not answer 200.

@@ -8,14 +8,12 @@ use serde_json::{Value, json};
 
 use crate::harness::{Server, eventually, guest};
 
-#[test]
-fn one_script_uses_every_binding_kind() {
-    let server = Server::start();
-    let (_, token) = server.create_customer("acme");
+/// Uploads `examples/everything` for the customer of `token`, with a binding of every
+/// kind (`GREETING` Welcome, `API_KEY` k-123, `CACHE` namespace `visits`, `DB` database
+/// `main`) and `AUTH` bound to the customer's `whoami` (echo-wstd), uploaded first.
+pub fn upload_everything(server: &Server, token: &str) {
     assert_eq!(
-        server
-            .upload(&token, "whoami", &guest("echo-wstd"))
-            .status(),
+        server.upload(token, "whoami", &guest("echo-wstd")).status(),
         201
     );
     let metadata = json!({
@@ -28,8 +26,15 @@ fn one_script_uses_every_binding_kind() {
             {"type": "service", "name": "AUTH", "service": "whoami"},
         ],
     });
-    let created = server.upload_with(&token, "everything", &guest("everything"), metadata);
+    let created = server.upload_with(token, "everything", &guest("everything"), metadata);
     assert_eq!(created.status(), 201);
+}
+
+#[test]
+fn one_script_uses_every_binding_kind() {
+    let server = Server::start();
+    let (_, token) = server.create_customer("acme");
+    upload_everything(&server, &token);
 
     let call = |key: &str| {
         server
