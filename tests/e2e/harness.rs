@@ -415,6 +415,15 @@ pub fn expect_error(response: Response, status: u16, code: &str) -> String {
     body["error"]["message"].as_str().unwrap().to_string()
 }
 
+/// Whether `response` is the error envelope with `status` and `code` (for polling until
+/// a setting applies: another failure with the same status does not count).
+pub fn is_error(response: Response, status: u16, code: &str) -> bool {
+    response.status().as_u16() == status
+        && response
+            .json::<Value>()
+            .is_ok_and(|body| body["error"]["code"] == code)
+}
+
 /// Polls `check` until it returns true or `within` passes.
 pub fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
