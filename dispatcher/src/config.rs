@@ -108,6 +108,9 @@ pub struct Config {
     /// Longest an upload waits for a compile slot, in milliseconds (`503 overloaded` past
     /// it).
     pub compile_queue_ms: u64,
+    /// Largest compiled artifact of one component, in MiB (`400 compile_too_large` past
+    /// it): the server maps all of it for as long as the script is deployed.
+    pub max_artifact_mb: u64,
     /// Most functions a component's core modules may define together
     /// (`400 compile_too_large` past it, before compiling).
     pub max_wasm_functions: u64,
@@ -122,7 +125,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             dispatch_domain: "localhost".into(),
             // Room for JavaScript (componentize-js, ~13 MB) and Python (componentize-py,
-            // ~21 MB) components.
+            // ~18 MB) components.
             max_script_bytes: 64 << 20,
             upload_idle_timeout_ms: 10_000,
             upload_timeout_ms: 120_000,
@@ -154,8 +157,9 @@ impl Default for Config {
             reserved_names: crate::first_party::service_names()
                 .map(String::from)
                 .collect(),
-            // A typical Rust component compiles in well under a second; a JavaScript or
-            // Python one (13-21 MB) in seconds, in a few hundred MiB.
+            // A typical Rust component compiles in well under a second. componentize-js
+            // (13 MB) and componentize-py (18 MB) components take 9-13 s of CPU (5-7 s on
+            // two idle cores, 10-14 s on busy ones) and peak at about 420 MiB.
             compile_timeout_ms: 60_000,
             compile_memory_mb: 2048,
             // One compile already keeps both cores of a 2-core machine busy (its
@@ -163,6 +167,10 @@ impl Default for Config {
             // each and double the memory.
             max_concurrent_compiles: 1,
             compile_queue_ms: 10_000,
+            // The server holds an artifact whole to run it. componentize-js (13 MB) and
+            // componentize-py (18 MB) components compile to 35-37 MB; a bomb of tiny
+            // functions is 50x its upload.
+            max_artifact_mb: 512,
             max_wasm_functions: 100_000,
             max_wasm_nesting: 1_000,
         }
@@ -223,6 +231,7 @@ impl Config {
                 memory_bytes: self.compile_memory_mb << 20,
                 max_concurrent: self.max_concurrent_compiles,
                 queue_timeout: Duration::from_millis(self.compile_queue_ms),
+                max_artifact_bytes: self.max_artifact_mb << 20,
             },
             code: CodeLimits {
                 max_functions: self.max_wasm_functions,

@@ -151,6 +151,26 @@ fn a_compile_past_the_memory_limit_is_refused_and_the_old_version_serves() {
 }
 
 #[test]
+fn an_artifact_over_the_artifact_limit_is_refused_and_the_old_version_serves() {
+    let (server, token, _config) = restarted_with("max_artifact_mb = 1");
+    let message = expect_error(
+        server.upload(&token, "app", &generated_component(10_000, 20, 0)),
+        400,
+        "compile_too_large",
+    );
+    assert!(message.contains("artifact limit (1 MiB)"), "{message}");
+    assert_eq!(server.metric("dispatcher_compiles_total"), 0);
+    still_serves_hello(&server);
+    // A small artifact passes the cap (and fails only at linking: it exports no handler).
+    expect_error(
+        server.upload(&token, "app", &generated_component(100, 1, 0)),
+        400,
+        "invalid_wasm",
+    );
+    assert_eq!(server.metric("dispatcher_compiles_total"), 1);
+}
+
+#[test]
 fn a_busy_compiler_answers_overloaded_and_a_gone_uploader_frees_it() {
     let server = Server::start_with_config("max_concurrent_compiles = 1\ncompile_queue_ms = 300");
     let (_, token) = server.create_customer("acme");

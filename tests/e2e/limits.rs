@@ -281,8 +281,9 @@ fn the_memory_limit_counts_every_memory_of_the_instance_together() {
 
 #[test]
 fn all_guests_together_stay_within_the_servers_memory_budget() {
-    // Room for one memory of the composed template (1.06 MiB) but not its second.
-    let server = Server::start_with_config("guest_memory_total_mb = 2\n");
+    // Room for the stack of one instance (2 MiB) and one memory of the composed template
+    // (1.06 MiB), but not its second.
+    let server = Server::start_with_config("guest_memory_total_mb = 4\n");
     let (_, token) = server.create_customer("acme");
     assert_eq!(
         server.upload(&token, "greeter", &guest("hello")).status(),

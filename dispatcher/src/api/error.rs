@@ -207,7 +207,13 @@ impl From<DeployError> for ApiError {
             DeployError::Prepare(PrepareError::Artifact(ArtifactError::Store(e))) => e.into(),
             DeployError::Prepare(PrepareError::Artifact(ArtifactError::Compile(e))) => match e {
                 CompileError::Timeout { .. } => ApiError::CompileTimeout(message),
-                CompileError::TooLarge { .. } => ApiError::CompileTooLarge(message),
+                CompileError::TooLarge { .. } | CompileError::ArtifactTooLarge { .. } => {
+                    ApiError::CompileTooLarge(message)
+                }
+                CompileError::MachineOutOfMemory { retry_after } => ApiError::CompilesBusy {
+                    message,
+                    retry_after,
+                },
                 CompileError::Overloaded { retry_after } => ApiError::CompilesBusy {
                     message,
                     retry_after,

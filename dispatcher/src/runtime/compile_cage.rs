@@ -4,12 +4,14 @@
 //! at most `max_concurrent` run at once, and an upload that waits longer than the queue
 //! time for its turn is refused as overloaded. Dropping a compile's future (the uploader
 //! went away) kills its child. The server's own memory never holds a compile's peak, only
-//! the artifact it gets back.
+//! the artifact it gets back, and no artifact over the artifact limit. The worker offers
+//! itself to the kernel's OOM killer first, so a machine out of memory loses the compile,
+//! not the server.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::Semaphore;
 
 use super::compile_worker::{COMPILE_FAILED, WorkerSpec};
@@ -29,6 +31,8 @@ pub struct CompileLimits {
     pub max_concurrent: usize,
     /// Longest an upload waits for its turn to compile.
     pub queue_timeout: Duration,
+    /// Largest compiled artifact kept, in bytes: the server maps all of it to run it.
+    pub max_artifact_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +41,12 @@ pub enum CompileError {
     Timeout { limit: Duration },
     #[error("compiling the component needs more memory than the compile limit ({} MiB)", .limit_bytes >> 20)]
     TooLarge { limit_bytes: u64 },
+    #[error("the compiled component would be larger than the artifact limit ({} MiB)", .limit_bytes >> 20)]
+    ArtifactTooLarge { limit_bytes: u64 },
+    /// The kernel's OOM killer stopped the worker (it volunteers to be its first choice):
+    /// the machine, not the compile limit, ran out of memory.
+    #[error("the server ran out of memory while compiling; retry after the time in Retry-After")]
+    MachineOutOfMemory { retry_after: Duration },
     /// Every compile slot stayed busy for the whole queue time.
     #[error("the server is busy compiling other components; retry after the time in Retry-After")]
     Overloaded { retry_after: Duration },
@@ -126,37 +136,67 @@ impl CompileCage {
             .spawn()
             .map_err(worker_error)?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
-        let output = child.wait_with_output();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
         let feed = async {
             // A worker that dies early closes its end; its exit status says why.
             let _ = stdin.write_all(source).await;
             drop(stdin);
         };
-        let ((), output) = tokio::join!(feed, output);
-        let output = output.map_err(worker_error)?;
-        self.outcome(output)
+        // One byte past the cap tells that the artifact is over it; the worker is then
+        // killed without the server reading the rest (which also ends its stderr).
+        let limit = self.limits.max_artifact_bytes;
+        let mut artifact = Vec::new();
+        let mut message = Vec::new();
+        let mut stdout = stdout.take(limit.saturating_add(1));
+        let read_artifact = async {
+            let read = stdout.read_to_end(&mut artifact).await;
+            if artifact.len() as u64 > limit {
+                let _ = child.start_kill();
+            }
+            read
+        };
+        let read_message = stderr.read_to_end(&mut message);
+        let ((), artifact_read, message_read) = tokio::join!(feed, read_artifact, read_message);
+        artifact_read.map_err(worker_error)?;
+        message_read.map_err(worker_error)?;
+        if artifact.len() as u64 > limit {
+            return Err(CompileError::ArtifactTooLarge { limit_bytes: limit });
+        }
+        let status = child.wait().await.map_err(worker_error)?;
+        self.outcome(status, artifact, &String::from_utf8_lossy(&message))
     }
 
-    fn outcome(&self, output: std::process::Output) -> Result<Vec<u8>, CompileError> {
+    fn outcome(
+        &self,
+        status: std::process::ExitStatus,
+        artifact: Vec<u8>,
+        message: &str,
+    ) -> Result<Vec<u8>, CompileError> {
         use std::os::unix::process::ExitStatusExt as _;
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        let status = output.status;
+        let message = message.trim();
         if status.success() {
-            return Ok(output.stdout);
+            return Ok(artifact);
         }
         match (status.code(), status.signal()) {
-            (Some(COMPILE_FAILED), _) => Err(CompileError::Failed(stderr)),
+            (Some(COMPILE_FAILED), _) => Err(CompileError::Failed(message.to_string())),
             // The allocator aborts when the memory limit refuses it more.
             (_, Some(libc_signal::ABRT)) => Err(CompileError::TooLarge {
                 limit_bytes: self.limits.memory_bytes,
             }),
-            (_, Some(libc_signal::XCPU | libc_signal::KILL)) => Err(CompileError::Timeout {
+            (_, Some(libc_signal::XCPU)) => Err(CompileError::Timeout {
                 limit: self.limits.timeout,
             }),
-            _ if stderr.contains("memory allocation of") => Err(CompileError::TooLarge {
+            // Past its CPU limit a worker dies of SIGXCPU first (its hard limit is a
+            // second later), and the wall clock kills it by dropping this future: a
+            // SIGKILL that reaches us is the OOM killer's.
+            (_, Some(libc_signal::KILL)) => Err(CompileError::MachineOutOfMemory {
+                retry_after: self.limits.queue_timeout,
+            }),
+            _ if message.contains("memory allocation of") => Err(CompileError::TooLarge {
                 limit_bytes: self.limits.memory_bytes,
             }),
-            _ => Err(CompileError::Worker(format!("{status}: {stderr}"))),
+            _ => Err(CompileError::Worker(format!("{status}: {message}"))),
         }
     }
 }
@@ -168,4 +208,58 @@ mod libc_signal {
     pub const ABRT: i32 = Signal::ABORT.as_raw();
     pub const XCPU: i32 = Signal::XCPU.as_raw();
     pub const KILL: i32 = Signal::KILL.as_raw();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt as _;
+    use std::process::ExitStatus;
+
+    use super::*;
+
+    fn cage() -> CompileCage {
+        let limits = CompileLimits {
+            timeout: Duration::from_secs(60),
+            memory_bytes: 2048 << 20,
+            max_concurrent: 1,
+            queue_timeout: Duration::from_secs(10),
+            max_artifact_bytes: 512 << 20,
+        };
+        let engine = EngineLimits {
+            max_instances: 1,
+            max_memory_bytes: 1 << 20,
+        };
+        CompileCage::new(limits, engine)
+    }
+
+    fn died_of(signal: i32) -> CompileError {
+        cage()
+            .outcome(ExitStatus::from_raw(signal), Vec::new(), "")
+            .unwrap_err()
+    }
+
+    #[test]
+    fn how_a_worker_ended_names_the_limit_it_hit() {
+        assert!(matches!(
+            died_of(libc_signal::ABRT),
+            CompileError::TooLarge { .. }
+        ));
+        assert!(matches!(
+            died_of(libc_signal::XCPU),
+            CompileError::Timeout { .. }
+        ));
+        // Neither limit sends SIGKILL first: the OOM killer did, the machine is short.
+        assert!(matches!(
+            died_of(libc_signal::KILL),
+            CompileError::MachineOutOfMemory { .. }
+        ));
+        let failed = cage().outcome(
+            ExitStatus::from_raw(COMPILE_FAILED << 8),
+            Vec::new(),
+            "bad type\n",
+        );
+        assert!(matches!(failed, Err(CompileError::Failed(m)) if m == "bad type"));
+        let ok = cage().outcome(ExitStatus::from_raw(0), vec![1, 2], "");
+        assert_eq!(ok.unwrap(), vec![1, 2]);
+    }
 }

@@ -3,7 +3,8 @@
 //! lower priority, death with its parent), reads one component on stdin, compiles it
 //! with the server's engine configuration and writes the serialized artifact to stdout.
 //! A compile error is written to stderr with exit status 1; running out of memory aborts
-//! the process (the allocator's failure), the CPU limit kills it (SIGXCPU, then SIGKILL).
+//! the process (the allocator's failure), the CPU limit kills it (SIGXCPU, then SIGKILL),
+//! and when the machine runs out of memory the OOM killer takes it first (SIGKILL).
 
 use std::io::{Read as _, Write as _};
 
@@ -56,6 +57,9 @@ pub fn run(spec: &str) -> anyhow::Result<()> {
 /// space merely reserved (thread arenas, the binary's own mappings).
 fn confine(spec: &WorkerSpec) -> std::io::Result<()> {
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+    // The OOM killer's first choice, before the server (raising one's own score needs no
+    // privilege).
+    std::fs::write("/proc/self/oom_score_adj", "1000")?;
     rustix::process::nice(NICENESS)?;
     rustix::process::setrlimit(
         Resource::Data,

@@ -22,6 +22,10 @@ pub struct EngineLimits {
 /// How often the epoch ticks; a running guest yields to the scheduler at each tick.
 pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
+/// Stack of one running instance (wasm frames, at most wasmtime's default 512 KiB, and
+/// the host calls under them); counted against the guest-memory budget while it runs.
+pub const ASYNC_STACK_BYTES: usize = 2 << 20;
+
 /// Bytes of a freed linear memory kept resident (zeroed in place) for the next instance.
 const KEEP_RESIDENT_MEMORY: usize = 1 << 20;
 
@@ -75,6 +79,7 @@ fn config(limits: &EngineLimits) -> Config {
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
+        .async_stack_size(ASYNC_STACK_BYTES)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     config
 }

@@ -247,13 +247,17 @@ impl GuestMemory {
     }
 }
 
-/// Sums every linear memory and table of one instance against the run's memory limit.
+/// Sums every linear memory and table of one instance against the run's memory limit,
+/// and those plus the instance's stack against the guest-memory budget.
 pub struct MemoryLimiter {
     budget: Arc<Budget>,
     global: Arc<GuestMemory>,
     held: usize,
     /// The last growth granted, given back if the engine then fails to grow.
     last_grant: usize,
+    /// The stack taken from the guest-memory budget with the first growth (instantiation
+    /// grows every memory from zero), given back when the instance is gone.
+    stack_held: usize,
 }
 
 impl MemoryLimiter {
@@ -263,6 +267,7 @@ impl MemoryLimiter {
             global,
             held: 0,
             last_grant: 0,
+            stack_held: 0,
         }
     }
 
@@ -278,10 +283,18 @@ impl MemoryLimiter {
             .held
             .checked_add(bytes)
             .is_some_and(|total| total <= self.budget.limits.memory_bytes);
-        if !within || !self.global.try_take(bytes) {
+        // A running guest's stack is memory too: as much as the engine gives each
+        // instance, all of it possibly written by a deep recursion.
+        let stack = if self.stack_held == 0 {
+            super::engine::ASYNC_STACK_BYTES
+        } else {
+            0
+        };
+        if !within || !self.global.try_take(bytes + stack) {
             self.budget.memory_refused.store(true, Ordering::Relaxed);
             return false;
         }
+        self.stack_held += stack;
         self.held += bytes;
         self.last_grant = bytes;
         self.budget.memory_used.store(self.held, Ordering::Relaxed);
@@ -322,7 +335,7 @@ impl ResourceLimiter for MemoryLimiter {
 
 impl Drop for MemoryLimiter {
     fn drop(&mut self) {
-        self.global.release(self.held);
+        self.global.release(self.held + self.stack_held);
     }
 }
 
@@ -338,5 +351,25 @@ mod tests {
         global.set_idle_resident(4 << 20);
         assert!(!global.try_take(8 << 20));
         assert!(global.try_take(6 << 20));
+    }
+
+    #[test]
+    fn a_running_instance_holds_its_stack_in_the_guest_budget_until_it_is_gone() {
+        use super::super::engine::ASYNC_STACK_BYTES;
+        let global = GuestMemory::new(ASYNC_STACK_BYTES + (3 << 20));
+        let limits = Limits {
+            cpu: Duration::from_millis(50),
+            memory_bytes: 128 << 20,
+            subrequests: 50,
+            wall: Duration::from_secs(30),
+        };
+        let mut limiter = MemoryLimiter::new(Budget::root(limits), global.clone());
+        assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
+        assert!(limiter.memory_growing(0, 2 << 20, None).unwrap());
+        // The stack is charged once: 3 MiB of memories and the stack fill the budget.
+        assert!(!limiter.memory_growing(2 << 20, 4 << 20, None).unwrap());
+        assert_eq!(limiter.budget.memory_used(), 3 << 20);
+        drop(limiter);
+        assert!(global.try_take(ASYNC_STACK_BYTES + (3 << 20)));
     }
 }
