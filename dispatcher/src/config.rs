@@ -9,10 +9,10 @@ use serde::Deserialize;
 
 use ipnet::IpNet;
 
-use crate::deploy::valid_name;
 use crate::runtime::{
     AddressPolicy, CodeLimits, CompileLimits, EngineLimits, Limits, RuntimeConfig, SqlLimits,
 };
+use platform_names::valid_name;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use rand::RngCore as _;
 
 use crate::deploy::{Deployer, NewVersion};
-use crate::store::{BindingSpec, LimitOverrides, PLATFORM_NAMESPACE, sha256_hex};
+use crate::store::{BindingRequest, LimitOverrides, PLATFORM_NAMESPACE, sha256_hex};
 
 /// The tag that marks a script as installed from this binary, and from which build.
 const BUNDLED_TAG: &str = "bundled-sha256:";
@@ -166,33 +166,38 @@ pub async fn install(deployer: &Deployer) -> anyhow::Result<Vec<(&'static str, I
     Ok(report)
 }
 
-/// The binding specs of `service`, reusing a generated secret it already has.
-fn bindings_of(deployer: &Deployer, service: &Service) -> anyhow::Result<Vec<BindingSpec>> {
+/// The bindings of `service`, as an upload's metadata gives them, reusing a generated
+/// secret it already has.
+fn bindings_of(deployer: &Deployer, service: &Service) -> anyhow::Result<Vec<BindingRequest>> {
     let existing = deployer
         .store
-        .resolved_bindings(PLATFORM_NAMESPACE, service.name)?;
-    Ok(service
+        .stored_bindings(PLATFORM_NAMESPACE, service.name)?;
+    let existing_secret = |name: &str| {
+        existing
+            .iter()
+            .find(|binding| binding.name == name)
+            .and_then(|binding| binding.secret.clone())
+    };
+    service
         .bindings
         .iter()
-        .map(|binding| match binding {
-            Binding::Database(database) => BindingSpec::D1 {
-                name: "DB".into(),
-                database: (*database).into(),
-            },
-            Binding::Service(name, script) => BindingSpec::Service {
-                name: (*name).into(),
-                service: (*script).into(),
-            },
-            Binding::GeneratedSecret(name) => BindingSpec::SecretText {
-                name: (*name).into(),
-                text: existing
-                    .secrets
-                    .get(*name)
-                    .cloned()
-                    .unwrap_or_else(random_secret),
-            },
+        .map(|binding| {
+            let metadata = match binding {
+                Binding::Database(database) => {
+                    serde_json::json!({"type": "d1", "name": "DB", "database": database})
+                }
+                Binding::Service(name, script) => {
+                    serde_json::json!({"type": "service", "name": name, "service": script})
+                }
+                Binding::GeneratedSecret(name) => serde_json::json!({
+                    "type": "secret_text",
+                    "name": name,
+                    "text": existing_secret(name).unwrap_or_else(random_secret),
+                }),
+            };
+            Ok(serde_json::from_value(metadata)?)
         })
-        .collect())
+        .collect()
 }
 
 /// 32 random bytes in hex.

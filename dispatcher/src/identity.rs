@@ -7,14 +7,10 @@
 
 use http::HeaderMap;
 
-/// The signed-in platform user's id, set by the gateway.
-pub const USER_ID: &str = "x-user-id";
-/// The signed-in platform user's role (`user` or `admin`), set by the gateway.
-pub const USER_ROLE: &str = "x-user-role";
-/// The app the signed-in platform user belongs to, set by the gateway.
-pub const APP_KEY: &str = "x-app-key";
-/// A customer's management credential.
-pub const CUSTOMER_TOKEN: &str = "x-customer-token";
+pub use platform_names::{
+    APP_KEY_HEADER as APP_KEY, CUSTOMER_TOKEN_HEADER as CUSTOMER_TOKEN, USER_ID_HEADER as USER_ID,
+    USER_ROLE_HEADER as USER_ROLE,
+};
 
 /// Every identity header, lowercase with `-`.
 const ALL: [&str; 4] = [USER_ID, USER_ROLE, APP_KEY, CUSTOMER_TOKEN];

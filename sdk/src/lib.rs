@@ -51,6 +51,8 @@ pub use anyhow;
 pub use context::Context;
 pub use env::{BindingError, BindingErrorKind, Env};
 pub use kv::Kv;
+/// The names host and guests agree on (binding, script and bucket names, platform headers).
+pub use platform_names as names;
 pub use request::{RequestExt, json};
 pub use response::Response;
 pub use router::{RouteContext, Router};

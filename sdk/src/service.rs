@@ -9,7 +9,7 @@ use wstd::http::{Client, HeaderValue, Uri};
 use crate::{Body, Request, Response, Result};
 
 /// The header naming the binding an outgoing request is for.
-pub const BINDING_HEADER: &str = "platform-service-binding";
+pub use platform_names::SERVICE_BINDING_HEADER as BINDING_HEADER;
 
 /// A `service` binding, from [`Env::service`](crate::Env::service): another script,
 /// called with HTTP requests.

@@ -14,9 +14,9 @@ use http_body_util::BodyExt as _;
 use super::AppState;
 use super::error::ApiError;
 use super::upload::is_length_limit;
-use crate::deploy::valid_name;
 use crate::runtime::LoadedScript;
 use crate::store::CUSTOMER_NAMESPACE;
+use platform_names::valid_name;
 
 /// `ANY /dispatch/{name}` and `ANY /dispatch/{name}/{*path}`.
 pub async fn by_path(State(state): State<AppState>, request: Request) -> Response {

@@ -13,7 +13,9 @@ use super::AppState;
 use super::auth::Customer;
 use super::error::{ApiError, ok};
 use super::upload::{drain, read_upload};
-use crate::deploy::{NewVersion, blocking, valid_name, validate_tags};
+use platform_names::valid_name;
+
+use crate::deploy::{NewVersion, blocking, validate_tags};
 use crate::store::{CUSTOMER_NAMESPACE, ScriptRecord};
 
 fn check_name(name: &str) -> Result<(), ApiError> {

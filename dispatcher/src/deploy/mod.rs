@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::runtime::bindings::UploadContext;
 use crate::runtime::{LoadedScript, PrepareError, Runtime};
 use crate::store::{
-    BindingSpec, CUSTOMER_NAMESPACE, ScriptHead, ScriptRecord, Store, StoreError, Upload,
+    BindingRequest, CUSTOMER_NAMESPACE, ScriptHead, ScriptRecord, Store, StoreError, Upload,
     sha256_hex,
 };
 
@@ -50,17 +51,6 @@ impl From<StoreError> for DeployError {
     }
 }
 
-/// `^[a-z0-9][a-z0-9-]{0,62}$`
-pub fn valid_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-}
-
 const MAX_TAGS: usize = 32;
 
 pub fn validate_tags(tags: &[String]) -> Result<(), DeployError> {
@@ -86,7 +76,7 @@ pub fn validate_tags(tags: &[String]) -> Result<(), DeployError> {
 pub struct Metadata {
     pub main_module: Option<String>,
     pub tags: Option<Vec<String>>,
-    pub bindings: Option<Vec<BindingSpec>>,
+    pub bindings: Option<Vec<BindingRequest>>,
 }
 
 /// A new version of a script, as uploaded.
@@ -98,7 +88,7 @@ pub struct NewVersion {
     /// Replaces the custom tags when given.
     pub tags: Option<Vec<String>>,
     /// Replaces the bindings when given.
-    pub bindings: Option<Vec<BindingSpec>>,
+    pub bindings: Option<Vec<BindingRequest>>,
 }
 
 #[derive(Clone)]
@@ -114,7 +104,7 @@ impl Deployer {
     /// Whether a script of `namespace` may be uploaded as `name`: a valid name, and in
     /// the customers namespace not one reserved for the platform.
     pub fn check_name(&self, namespace: &str, name: &str) -> Result<(), DeployError> {
-        if !valid_name(name) {
+        if !platform_names::valid_name(name) {
             return Err(DeployError::InvalidName(name.to_string()));
         }
         if namespace == CUSTOMER_NAMESPACE && self.reserved_names.iter().any(|r| r == name) {
@@ -143,16 +133,25 @@ impl Deployer {
             version.name.clone(),
             version.customer_id.clone(),
         );
-        let bindings = version.bindings.clone();
-        let taken = blocking(move || {
+        let requested = version.bindings.clone();
+        let (taken, bindings) = blocking(move || {
             let taken = this
                 .store
                 .get_script(&ns, &name, None)?
                 .is_some_and(|r| r.customer_id != owner);
-            if !taken && let Some(bindings) = &bindings {
-                bindings::check(&this.store, &ns, &name, owner.as_deref(), bindings)?;
-            }
-            Ok(taken)
+            let bindings = match &requested {
+                Some(requested) if !taken => {
+                    let upload = UploadContext {
+                        store: &this.store,
+                        namespace: &ns,
+                        script: &name,
+                        owner: owner.as_deref(),
+                    };
+                    Some(bindings::check(&upload, requested)?)
+                }
+                _ => None,
+            };
+            Ok((taken, bindings))
         })
         .await?;
         if taken {
@@ -176,7 +175,7 @@ impl Deployer {
                 sha256: &sha256,
                 size: version.wasm.len() as u64,
                 tags: version.tags.as_deref(),
-                bindings: version.bindings.as_deref(),
+                bindings: bindings.as_deref(),
             });
             let (record, created) = match result {
                 Err(StoreError::NameTaken) => return Err(DeployError::NameTaken(version.name)),
@@ -184,7 +183,7 @@ impl Deployer {
             };
             let bindings = this
                 .store
-                .resolved_bindings(&version.namespace, &version.name)?;
+                .stored_bindings(&version.namespace, &version.name)?;
             let settings = this
                 .store
                 .script_settings(&version.namespace, &version.name)?;

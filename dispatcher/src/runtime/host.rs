@@ -3,9 +3,10 @@
 //! given safely: empty environment and arguments, no preopened directories, no network
 //! (every socket address denied, no name lookup), random bytes capped per call
 //! (`MAX_RANDOM_BYTES_PER_CALL`), stdout/stderr captured; outgoing HTTP goes through
-//! `Egress` (service bindings, the outbound policy). `platform:worker` is linked too: the
-//! host side of the script's bindings, which reads them from here. The run's budget and
-//! memory limiter live here so the store's callbacks can reach them.
+//! `Egress` (service bindings, the outbound policy). `platform:worker` is linked too: each
+//! binding unit's interface with a projection of this state to that unit's own context
+//! (`BindingCtx`), nothing else. The run's budget and memory limiter live here so the
+//! store's callbacks can reach them.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::bindings::{self, BindingCtx};
 use super::capture::LogCapture;
 use super::invoke::WorkerParams;
 use super::limits::{Budget, MemoryLimiter};
@@ -31,11 +33,8 @@ pub struct Host {
     egress: Egress,
     pub(super) budget: Arc<Budget>,
     pub(super) limiter: MemoryLimiter,
-    pub(super) runtime: Arc<Runtime>,
-    pub(super) script: Arc<LoadedScript>,
-    pub(super) logs: LogCapture,
-    /// An outbound worker's params, which it reads as vars.
-    pub(super) params: WorkerParams,
+    /// Each binding unit's context for this run.
+    bindings: BindingCtx,
 }
 
 impl Host {
@@ -55,17 +54,16 @@ impl Host {
             .socket_addr_check(|_addr, _use| Box::pin(async { false }))
             .max_random_size(MAX_RANDOM_BYTES_PER_CALL)
             .build();
+        let bindings = BindingCtx::for_run(&runtime.bindings, &script.bindings, logs, params);
+        let limiter = MemoryLimiter::new(budget.clone(), runtime.guest_memory.clone());
         Host {
             wasi,
+            bindings,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            egress: Egress::new(runtime.clone(), script.clone(), budget.clone()),
-            limiter: MemoryLimiter::new(budget.clone(), runtime.guest_memory.clone()),
+            egress: Egress::new(runtime, script, budget.clone()),
+            limiter,
             budget,
-            runtime,
-            script,
-            logs: logs.clone(),
-            params,
         }
     }
 }
@@ -94,6 +92,9 @@ pub fn new_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    super::bindings::add_to_linker(&mut linker)?;
+    bindings::add_shared_to_linker(&mut linker, |host: &mut Host| &mut host.bindings.log)?;
+    bindings::vars::add_to_linker(&mut linker, |host: &mut Host| &mut host.bindings.vars)?;
+    bindings::kv::add_to_linker(&mut linker, |host: &mut Host| &mut host.bindings.kv)?;
+    bindings::sql::add_to_linker(&mut linker, |host: &mut Host| &mut host.bindings.sql)?;
     Ok(linker)
 }

@@ -14,12 +14,11 @@ use std::sync::atomic::Ordering;
 use arc_swap::ArcSwap;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use super::bindings::{ScriptBindings, data_owner};
 use super::cpu::CpuHistory;
 use super::outbound::{AllowList, Outbound};
 use super::{Host, Limits, Runtime};
-use crate::store::{
-    OutboundPolicy, ResolvedBindings, ScriptHead, ScriptSettings, Store, StoreError,
-};
+use crate::store::{OutboundPolicy, ScriptHead, ScriptSettings, Store, StoreError, StoredBinding};
 
 /// A script ready to serve requests.
 pub struct LoadedScript {
@@ -29,7 +28,7 @@ pub struct LoadedScript {
     pub customer_id: Option<String>,
     /// The store's `updated_at` of the version loaded (bytes, tags or bindings).
     pub updated_at: String,
-    pub bindings: Arc<ResolvedBindings>,
+    pub bindings: ScriptBindings,
     pub pre: ProxyPre<Host>,
     /// What the admin set for the script's name, as stored.
     pub settings: ScriptSettings,
@@ -44,7 +43,7 @@ impl LoadedScript {
     pub fn new(
         runtime: &Runtime,
         head: ScriptHead,
-        bindings: ResolvedBindings,
+        bindings: Vec<StoredBinding>,
         pre: ProxyPre<Host>,
     ) -> LoadedScript {
         let limits = runtime.defaults.with_overrides(&head.settings.limits);
@@ -62,13 +61,14 @@ impl LoadedScript {
                 params: Arc::new(params.clone()),
             },
         };
+        let bindings = ScriptBindings::resolve(data_owner(head.customer_id.as_deref()), bindings);
         LoadedScript {
             namespace: head.namespace,
             name: head.name,
             sha256: head.sha256,
             customer_id: head.customer_id,
             updated_at: head.updated_at,
-            bindings: Arc::new(bindings),
+            bindings,
             pre,
             settings: head.settings,
             limits,
@@ -237,7 +237,7 @@ fn load(
     };
     by_sha.insert(head.sha256.clone(), pre.clone());
     let bindings = store
-        .resolved_bindings(&head.namespace, &head.name)
+        .stored_bindings(&head.namespace, &head.name)
         .map_err(|error| format!("its bindings cannot be read: {error}"))?;
     Ok(Arc::new(LoadedScript::new(
         runtime,

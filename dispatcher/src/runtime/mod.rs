@@ -5,7 +5,7 @@
 
 mod admission;
 mod artifacts;
-mod bindings;
+pub mod bindings;
 mod cancel;
 mod capture;
 mod compile_cage;
@@ -100,8 +100,8 @@ pub struct Runtime {
     pub metrics: Arc<Metrics>,
     /// Every ready script; service bindings resolve through it.
     pub index: Arc<ScriptIndex>,
-    kv: Arc<bindings::kv::KvStore>,
-    sql: bindings::sql::SqlDatabases,
+    /// The stores behind the bindings (KV, SQL, ...).
+    bindings: bindings::BindingServices,
     /// Live tails of scripts' runs.
     pub tails: Arc<tail::TailHub>,
     /// Every run's cost, per script and minute, until flushed to the store.
@@ -140,8 +140,10 @@ impl Runtime {
             addresses: config.addresses,
             metrics,
             index: Arc::default(),
-            kv: Arc::new(bindings::kv::KvStore::open(data_dir)?),
-            sql: bindings::sql::SqlDatabases::new(data_dir, config.sql),
+            bindings: bindings::BindingServices {
+                kv: Arc::new(bindings::kv::KvStore::open(data_dir)?),
+                sql: Arc::new(bindings::sql::SqlDatabases::new(data_dir, config.sql)),
+            },
             tails: Arc::default(),
             usage: usage::UsageMeter::default(),
         })

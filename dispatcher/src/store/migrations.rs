@@ -37,6 +37,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "usage_canceled",
         include_str!("../../../migrations/0006_usage_canceled.sql"),
     ),
+    (
+        7,
+        "binding_spec",
+        include_str!("../../../migrations/0007_binding_spec.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

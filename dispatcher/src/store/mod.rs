@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use bindings::{BindingSpec, BindingView, ResolvedBindings};
+pub use bindings::{BindingFields, BindingRequest, BindingView, StoredBinding};
 pub use customers::{Customer, IssuedToken};
 pub use scripts::{ScriptHead, ScriptRecord, Upload};
 pub use settings::{LimitOverrides, OutboundPolicy, ScriptSettings};

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension as _, Transaction, params};
 use serde::Serialize;
 
 use super::settings::ScriptSettings;
-use super::{BindingSpec, BindingView, Store, StoreError};
+use super::{BindingView, Store, StoreError, StoredBinding};
 
 /// The public record of a script, as the API returns it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -45,7 +45,7 @@ pub struct Upload<'a> {
     /// Replaces the custom tags when given; keeps them when `None`.
     pub tags: Option<&'a [String]>,
     /// Replaces the bindings when given; keeps them when `None`.
-    pub bindings: Option<&'a [BindingSpec]>,
+    pub bindings: Option<&'a [StoredBinding]>,
 }
 
 /// The tag every script of a customer carries.

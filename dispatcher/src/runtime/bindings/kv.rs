@@ -7,17 +7,22 @@
 //! swept from their namespace on the next write to it. A write on a full disk fails with
 //! `limit-exceeded` and changes nothing.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::platform::worker::kv::{Host as KvHost, Key, ListPage};
+use platform_names::valid_name;
+use wasmtime::component::{HasData, Linker};
+
+use super::platform::worker::kv::{Host as KvHost, Key, ListPage, add_to_linker as link_kv};
 use super::platform::worker::types::Error as BindingError;
-use super::{data_owner, no_such_binding};
-use crate::runtime::Host;
-use crate::store::sqlite_is_full;
+use super::{
+    Accepted, BindingKind, ScriptBindings, UploadContext, no_such_binding, required_string, spec_of,
+};
+use crate::store::{BindingFields, StoredBinding, sqlite_is_full};
 
 pub const MAX_KEY_BYTES: usize = 512;
 pub const MAX_VALUE_BYTES: usize = 25 << 20;
@@ -195,26 +200,103 @@ impl Target {
     }
 }
 
-impl Host {
+/// The `kv_namespace` binding unit: `{"type": "kv_namespace", "name": "CACHE",
+/// "namespace": "cache"}`; the namespace is the owner's own and comes into being on first
+/// use.
+pub struct KvNamespace;
+
+impl BindingKind for KvNamespace {
+    fn kind(&self) -> &'static str {
+        "kv_namespace"
+    }
+
+    fn accept(
+        &self,
+        _name: &str,
+        fields: &BindingFields,
+        _upload: &UploadContext<'_>,
+    ) -> Result<Accepted, String> {
+        let namespace = required_string(fields, "namespace")?;
+        if !valid_name(namespace) {
+            return Err(format!(
+                "invalid namespace name `{namespace}` (use 1-63 of a-z, 0-9 and -)"
+            ));
+        }
+        Ok(Accepted {
+            spec: spec_of("namespace", namespace),
+            secret: None,
+        })
+    }
+
+    fn resolve(&self, binding: StoredBinding, into: &mut ScriptBindings) {
+        if let Some(serde_json::Value::String(namespace)) = binding.spec.get("namespace") {
+            Arc::make_mut(&mut into.kv.namespaces).insert(binding.name, namespace.clone());
+        }
+    }
+}
+
+/// A script's KV namespaces by binding name, and whose data they are.
+#[derive(Default)]
+pub struct KvNamespaces {
+    owner: Arc<str>,
+    namespaces: Arc<HashMap<String, String>>,
+}
+
+impl KvNamespaces {
+    pub fn owned_by(owner: &str) -> KvNamespaces {
+        KvNamespaces {
+            owner: owner.into(),
+            namespaces: Arc::default(),
+        }
+    }
+}
+
+/// One run's view of KV: the store and the script's namespaces.
+pub struct KvCtx {
+    kv: Arc<KvStore>,
+    owner: Arc<str>,
+    namespaces: Arc<HashMap<String, String>>,
+}
+
+impl KvCtx {
+    pub fn new(kv: &Arc<KvStore>, bindings: &KvNamespaces) -> KvCtx {
+        KvCtx {
+            kv: kv.clone(),
+            owner: bindings.owner.clone(),
+            namespaces: bindings.namespaces.clone(),
+        }
+    }
+
     /// The customer namespace behind the script's KV binding `binding`.
-    fn kv_target(&self, binding: &str) -> Result<Target, BindingError> {
+    fn target(&self, binding: &str) -> Result<Target, BindingError> {
         let namespace = self
-            .script
-            .bindings
-            .kv_namespaces
+            .namespaces
             .get(binding)
             .ok_or_else(|| no_such_binding("kv_namespace", binding))?;
         Ok(Target {
-            kv: self.runtime.kv.clone(),
-            owner: data_owner(self.script.customer_id.as_deref()).to_string(),
+            kv: self.kv.clone(),
+            owner: self.owner.to_string(),
             namespace: namespace.clone(),
         })
     }
 }
 
-impl KvHost for Host {
+struct HasKv;
+
+impl HasData for HasKv {
+    type Data<'a> = &'a mut KvCtx;
+}
+
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut KvCtx,
+) -> wasmtime::Result<()> {
+    link_kv::<T, HasKv>(linker, get)
+}
+
+impl KvHost for &mut KvCtx {
     async fn get(&mut self, binding: String, key: String) -> Result<Option<Vec<u8>>, BindingError> {
-        let target = self.kv_target(&binding)?;
+        let target = self.target(&binding)?;
         check_key(&key)?;
         target
             .run(move |kv, owner, ns| kv.get(owner, ns, &key))
@@ -228,7 +310,7 @@ impl KvHost for Host {
         value: Vec<u8>,
         expiration_ttl: Option<u64>,
     ) -> Result<(), BindingError> {
-        let target = self.kv_target(&binding)?;
+        let target = self.target(&binding)?;
         check_key(&key)?;
         if value.len() > MAX_VALUE_BYTES {
             return Err(BindingError::LimitExceeded(format!(
@@ -247,7 +329,7 @@ impl KvHost for Host {
     }
 
     async fn delete(&mut self, binding: String, key: String) -> Result<(), BindingError> {
-        let target = self.kv_target(&binding)?;
+        let target = self.target(&binding)?;
         check_key(&key)?;
         target
             .run(move |kv, owner, ns| kv.delete(owner, ns, &key))
@@ -261,7 +343,7 @@ impl KvHost for Host {
         cursor: Option<String>,
         limit: Option<u32>,
     ) -> Result<ListPage, BindingError> {
-        let target = self.kv_target(&binding)?;
+        let target = self.target(&binding)?;
         let limit = limit.unwrap_or(MAX_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT);
         let prefix = prefix.unwrap_or_default();
         target

@@ -1,20 +1,32 @@
-//! `platform:worker`: the host side of a script's bindings, generated with `bindgen!`
-//! from the same WIT the guest SDK uses (`sdk/wit`). A script reaches a capability only
-//! through a binding name it was uploaded with; every call resolves the name in the
-//! script's own bindings, and data belongs to the script's customer, so no name a script
-//! picks reaches another customer's data.
+//! Bindings: the capabilities a script is given by name at upload (a variable, a secret,
+//! a KV namespace, a database, an object-storage bucket, another script). Each kind is one
+//! unit implementing [`BindingKind`]: its metadata `type`, what it accepts at upload (and
+//! stores: a spec, maybe a secret), how a stored binding resolves at load, and its own
+//! per-request context (`KvCtx`, `SqlCtx`, ...) behind the WIT interface it implements,
+//! linked in `host.rs` with a projection of the `Host` to that context only. The store
+//! keeps bindings as `(script, name, kind, spec JSON, sealed secret)` and knows no kind.
 //!
-//! This file: the generated bindings, `vars` (plain text and secrets) and `log`. KV, SQL
-//! and service bindings have a file each.
+//! The WIT is `platform:worker` (`sdk/wit`), the same the guest SDK builds from. Every
+//! call resolves a binding name in the script's own bindings, and data belongs to the
+//! script's customer, so no name a script picks reaches another customer's data.
+//!
+//! Adding a kind: a unit file here (its `BindingKind`, its context, its WIT host
+//! impl), its interface in `sdk/wit/worker.wit`, a line in [`UNITS`], a field in
+//! [`ScriptBindings`] and [`BindingCtx`], and its linker line in `host.rs`.
 
 pub mod kv;
-pub mod service;
 pub mod sql;
+pub mod vars;
+
+use std::sync::Arc;
 
 use platform::worker::log::Level;
 use platform::worker::types::Error as BindingError;
 
-use super::Host;
+use super::capture::LogCapture;
+use super::invoke::WorkerParams;
+use super::outbound::ServiceBinding;
+use crate::store::{BindingFields, Store, StoredBinding};
 
 wasmtime::component::bindgen!({
     path: "../sdk/wit",
@@ -25,9 +37,120 @@ wasmtime::component::bindgen!({
     },
 });
 
-/// Links every `platform:worker` interface into `linker`.
-pub fn add_to_linker(linker: &mut wasmtime::component::Linker<Host>) -> wasmtime::Result<()> {
-    Worker::add_to_linker::<Host, wasmtime::component::HasSelf<Host>>(linker, |host| host)
+/// Where an upload's bindings are checked: the script and its owner, and the store to
+/// look up what a binding names.
+pub struct UploadContext<'a> {
+    pub store: &'a Store,
+    pub namespace: &'a str,
+    pub script: &'a str,
+    pub owner: Option<&'a str>,
+}
+
+/// What a unit keeps of one binding of an upload.
+pub struct Accepted {
+    /// Shown by the API.
+    pub spec: BindingFields,
+    /// Sealed at rest, never shown.
+    pub secret: Option<String>,
+}
+
+/// One kind of binding.
+pub trait BindingKind: Sync {
+    /// The metadata `type` (`kv_namespace`).
+    fn kind(&self) -> &'static str;
+    /// Checks one binding of an upload (its name is checked already); what to store, or
+    /// why not, in words the uploader can act on.
+    fn accept(
+        &self,
+        name: &str,
+        fields: &BindingFields,
+        upload: &UploadContext<'_>,
+    ) -> Result<Accepted, String>;
+    /// Adds a stored binding to what the script can reach (`binding.kind` is this kind).
+    fn resolve(&self, binding: StoredBinding, into: &mut ScriptBindings);
+}
+
+/// Every kind of binding there is.
+const UNITS: &[&dyn BindingKind] = &[
+    &vars::PlainText,
+    &vars::SecretText,
+    &kv::KvNamespace,
+    &sql::D1,
+    &ServiceBinding,
+];
+
+/// The unit of the metadata `type` `kind`.
+pub fn unit(kind: &str) -> Option<&'static dyn BindingKind> {
+    UNITS.iter().copied().find(|unit| unit.kind() == kind)
+}
+
+/// The metadata `type`s there are, for an error message.
+pub fn kinds() -> impl Iterator<Item = &'static str> {
+    UNITS.iter().map(|unit| unit.kind())
+}
+
+/// What one script can reach, by binding name, as its units resolved it (secrets
+/// opened: never logged, no `Debug`).
+#[derive(Default)]
+pub struct ScriptBindings {
+    pub vars: vars::Vars,
+    pub kv: kv::KvNamespaces,
+    pub sql: sql::Databases,
+    pub services: std::collections::HashMap<String, String>,
+}
+
+impl ScriptBindings {
+    /// Resolves a script's stored bindings; `owner` is whose data they reach
+    /// ([`data_owner`]). A stored kind no unit knows (written by a newer version) is
+    /// skipped and logged.
+    pub fn resolve(owner: &str, stored: Vec<StoredBinding>) -> ScriptBindings {
+        let mut bindings = ScriptBindings {
+            kv: kv::KvNamespaces::owned_by(owner),
+            sql: sql::Databases::owned_by(owner),
+            ..ScriptBindings::default()
+        };
+        for binding in stored {
+            match unit(&binding.kind) {
+                Some(unit) => unit.resolve(binding, &mut bindings),
+                None => tracing::warn!(
+                    binding = binding.name,
+                    kind = binding.kind,
+                    "skipping a binding of a kind this server does not know"
+                ),
+            }
+        }
+        bindings
+    }
+}
+
+/// The runtime-wide stores the binding units reach (one each, shared by every run).
+pub struct BindingServices {
+    pub kv: Arc<kv::KvStore>,
+    pub sql: Arc<sql::SqlDatabases>,
+}
+
+/// One run's binding contexts: each unit's own, and nothing else of the host.
+pub struct BindingCtx {
+    pub vars: vars::VarsCtx,
+    pub kv: kv::KvCtx,
+    pub sql: sql::SqlCtx,
+    pub log: LogCtx,
+}
+
+impl BindingCtx {
+    pub fn for_run(
+        services: &BindingServices,
+        bindings: &ScriptBindings,
+        logs: &LogCapture,
+        params: WorkerParams,
+    ) -> BindingCtx {
+        BindingCtx {
+            vars: vars::VarsCtx::new(&bindings.vars, params),
+            kv: kv::KvCtx::new(&services.kv, &bindings.kv),
+            sql: sql::SqlCtx::new(&services.sql, &bindings.sql),
+            log: LogCtx(logs.clone()),
+        }
+    }
 }
 
 /// Whose data a script's KV namespaces and databases are: its customer's, or the
@@ -36,26 +159,55 @@ pub fn data_owner(customer_id: Option<&str>) -> &str {
     customer_id.unwrap_or("_platform")
 }
 
+/// A string field of a binding's metadata, required.
+pub fn required_string<'a>(fields: &'a BindingFields, field: &str) -> Result<&'a str, String> {
+    match fields.get(field) {
+        Some(serde_json::Value::String(value)) => Ok(value),
+        Some(_) => Err(format!("`{field}` must be a string")),
+        None => Err(format!("`{field}` is missing")),
+    }
+}
+
+/// A spec of one string field.
+pub fn spec_of(field: &str, value: &str) -> BindingFields {
+    let mut spec = BindingFields::new();
+    spec.insert(field.into(), value.into());
+    spec
+}
+
 fn no_such_binding(kind: &str, name: &str) -> BindingError {
     BindingError::NoSuchBinding(format!("this script has no {kind} binding named `{name}`"))
 }
 
-impl platform::worker::types::Host for Host {}
-
-impl platform::worker::vars::Host for Host {
-    fn get(&mut self, name: String) -> Option<String> {
-        let param = self.params.as_ref().and_then(|p| p.get(&name));
-        param
-            .or_else(|| self.script.bindings.vars.get(&name))
-            .cloned()
-    }
-
-    fn secret(&mut self, name: String) -> Option<String> {
-        self.script.bindings.secrets.get(&name).cloned()
-    }
+/// Links the interfaces no binding kind owns (`types`, `log`); the units' own are linked
+/// in `host.rs`.
+pub fn add_shared_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    log: fn(&mut T) -> &mut LogCtx,
+) -> wasmtime::Result<()> {
+    platform::worker::types::add_to_linker::<T, NoState>(linker, |_| NoState)?;
+    platform::worker::log::add_to_linker::<T, HasLog>(linker, log)
 }
 
-impl platform::worker::log::Host for Host {
+/// The `types` interface has no functions, so no state.
+struct NoState;
+
+impl wasmtime::component::HasData for NoState {
+    type Data<'a> = NoState;
+}
+
+impl platform::worker::types::Host for NoState {}
+
+/// `log`: lines that land in the run's captured console output.
+pub struct LogCtx(LogCapture);
+
+struct HasLog;
+
+impl wasmtime::component::HasData for HasLog {
+    type Data<'a> = &'a mut LogCtx;
+}
+
+impl platform::worker::log::Host for &mut LogCtx {
     fn log(&mut self, level: Level, message: String) {
         let level = match level {
             Level::Debug => "debug",
@@ -67,6 +219,6 @@ impl platform::worker::log::Host for Host {
         if !line.ends_with('\n') {
             line.push('\n');
         }
-        self.logs.append(line.as_bytes());
+        self.0.append(line.as_bytes());
     }
 }

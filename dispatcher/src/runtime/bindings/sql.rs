@@ -21,12 +21,17 @@ use rusqlite::limits::Limit;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, params_from_iter};
 
-use super::platform::worker::sql::{Host as SqlHost, Results, Statement, Value};
+use platform_names::valid_name;
+use wasmtime::component::{HasData, Linker};
+
+use super::platform::worker::sql::{
+    Host as SqlHost, Results, Statement, Value, add_to_linker as link_sql,
+};
 use super::platform::worker::types::Error as BindingError;
-use super::{data_owner, no_such_binding};
-use crate::deploy::valid_name;
-use crate::runtime::Host;
-use crate::store::sqlite_is_full;
+use super::{
+    Accepted, BindingKind, ScriptBindings, UploadContext, no_such_binding, required_string, spec_of,
+};
+use crate::store::{BindingFields, StoredBinding, sqlite_is_full};
 
 /// Limits every database and statement is held to.
 #[derive(Debug, Clone)]
@@ -309,19 +314,96 @@ fn internal(what: &str, error: &dyn std::fmt::Display) -> BindingError {
     BindingError::Internal(format!("cannot {what}"))
 }
 
-impl Host {
+/// The `d1` binding unit: `{"type": "d1", "name": "DB", "database": "app"}`; the
+/// database is the owner's own and is created on first use.
+pub struct D1;
+
+impl BindingKind for D1 {
+    fn kind(&self) -> &'static str {
+        "d1"
+    }
+
+    fn accept(
+        &self,
+        _name: &str,
+        fields: &BindingFields,
+        _upload: &UploadContext<'_>,
+    ) -> Result<Accepted, String> {
+        let database = required_string(fields, "database")?;
+        if !valid_name(database) {
+            return Err(format!(
+                "invalid database name `{database}` (use 1-63 of a-z, 0-9 and -)"
+            ));
+        }
+        Ok(Accepted {
+            spec: spec_of("database", database),
+            secret: None,
+        })
+    }
+
+    fn resolve(&self, binding: StoredBinding, into: &mut ScriptBindings) {
+        if let Some(serde_json::Value::String(database)) = binding.spec.get("database") {
+            Arc::make_mut(&mut into.sql.databases).insert(binding.name, database.clone());
+        }
+    }
+}
+
+/// A script's databases by binding name, and whose data they are.
+#[derive(Default)]
+pub struct Databases {
+    owner: Arc<str>,
+    databases: Arc<HashMap<String, String>>,
+}
+
+impl Databases {
+    pub fn owned_by(owner: &str) -> Databases {
+        Databases {
+            owner: owner.into(),
+            databases: Arc::default(),
+        }
+    }
+}
+
+/// One run's view of SQL: the open databases and the script's bindings.
+pub struct SqlCtx {
+    sql: Arc<SqlDatabases>,
+    owner: Arc<str>,
+    databases: Arc<HashMap<String, String>>,
+}
+
+impl SqlCtx {
+    pub fn new(sql: &Arc<SqlDatabases>, bindings: &Databases) -> SqlCtx {
+        SqlCtx {
+            sql: sql.clone(),
+            owner: bindings.owner.clone(),
+            databases: bindings.databases.clone(),
+        }
+    }
+
     /// The customer database behind the script's `d1` binding `binding`, and its limits.
     fn database(&self, binding: &str) -> Result<(Arc<Database>, SqlLimits), BindingError> {
         let name = self
-            .script
-            .bindings
             .databases
             .get(binding)
             .ok_or_else(|| no_such_binding("d1", binding))?;
-        let owner = data_owner(self.script.customer_id.as_deref());
-        let sql = &self.runtime.sql;
-        Ok((sql.database(owner, name)?, sql.limits.clone()))
+        Ok((
+            self.sql.database(&self.owner, name)?,
+            self.sql.limits.clone(),
+        ))
     }
+}
+
+struct HasSql;
+
+impl HasData for HasSql {
+    type Data<'a> = &'a mut SqlCtx;
+}
+
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut SqlCtx,
+) -> wasmtime::Result<()> {
+    link_sql::<T, HasSql>(linker, get)
 }
 
 /// Runs statements on the blocking pool.
@@ -334,7 +416,7 @@ async fn run_blocking(
         .map_err(|e| BindingError::Internal(e.to_string()))?
 }
 
-impl SqlHost for Host {
+impl SqlHost for &mut SqlCtx {
     async fn execute(
         &mut self,
         binding: String,

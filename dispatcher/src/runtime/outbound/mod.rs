@@ -5,13 +5,15 @@
 //!    `X-App-Key`, `X-Customer-Token`, in any spelling: `crate::identity`) — `Host` is
 //!    already refused by wasi-http. Only the platform's own scripts keep them on service
 //!    calls to each other (a first-party service passes its caller's identity on);
-//! 3. sends a request naming a service binding to the bound script, in-process;
+//! 3. sends a request naming a service binding to the bound script, in-process
+//!    (`service.rs`);
 //! 4. applies the script's outbound policy: hand the request to its outbound worker
 //!    (a platform script that sees the params as vars), or check it against its allow
 //!    list; then sends it with the SSRF-safe client, at most `MAX_CONNECTIONS` at once.
 
 mod client;
 pub mod policy;
+mod service;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,12 +24,12 @@ use http_body_util::BodyExt as _;
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::bindings::service;
 use super::limits::{Budget, MAX_CALL_DEPTH};
 use super::{LoadedScript, Runtime};
 use crate::identity;
 use crate::store::PLATFORM_NAMESPACE;
 pub use policy::{AddressPolicy, AllowList};
+pub use service::ServiceBinding;
 
 /// Most connections one script run may have open at once; more wait for a free one.
 pub const MAX_CONNECTIONS: usize = 6;

@@ -18,12 +18,11 @@ use serde::de::DeserializeOwned;
 
 pub use sdk;
 
-/// The header carrying the signed-in user's id.
-pub const USER_ID: &str = "x-user-id";
-/// The header carrying the signed-in user's role (`user` or `admin`).
-pub const USER_ROLE: &str = "x-user-role";
-/// The header carrying the app the signed-in user belongs to.
-pub const APP_KEY: &str = "x-app-key";
+/// The headers carrying the signed-in user's id, role (`user` or `admin`) and app: the
+/// names the gateway sets them under (`platform-names`, shared with the host).
+pub use sdk::names::{
+    APP_KEY_HEADER as APP_KEY, USER_ID_HEADER as USER_ID, USER_ROLE_HEADER as USER_ROLE,
+};
 
 /// The errors a handler answers with; each has its status and envelope code.
 #[derive(Debug, thiserror::Error)]

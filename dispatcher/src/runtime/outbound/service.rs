@@ -11,14 +11,60 @@
 
 use std::sync::Arc;
 
+use platform_names::{SERVICE_BINDING_HEADER, valid_name};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
+
+use crate::runtime::bindings::{
+    Accepted, BindingKind, ScriptBindings, UploadContext, required_string, spec_of,
+};
+use crate::store::{BindingFields, StoredBinding};
 
 use crate::runtime::limits::{Budget, MAX_CALL_DEPTH};
 use crate::runtime::outbound::refusal;
 use crate::runtime::{LoadedScript, Runtime};
 
-/// The header that names the service binding an outgoing request goes to.
-pub const SERVICE_BINDING_HEADER: &str = "platform-service-binding";
+/// The `service` binding unit: `{"type": "service", "name": "AUTH", "service": "auth"}`,
+/// to a script of the same owner that exists at upload (or to the script being uploaded,
+/// so a script may call itself: the call-depth limit stops the loop).
+pub struct ServiceBinding;
+
+impl BindingKind for ServiceBinding {
+    fn kind(&self) -> &'static str {
+        "service"
+    }
+
+    fn accept(
+        &self,
+        _name: &str,
+        fields: &BindingFields,
+        upload: &UploadContext<'_>,
+    ) -> Result<Accepted, String> {
+        let service = required_string(fields, "service")?;
+        let exists = service == upload.script
+            || (valid_name(service)
+                && upload
+                    .store
+                    .get_script(upload.namespace, service, None)
+                    .map_err(|error| {
+                        tracing::error!(%error, "looking up a bound service failed");
+                        "the bound service cannot be looked up now".to_string()
+                    })?
+                    .is_some_and(|record| record.customer_id.as_deref() == upload.owner));
+        if !exists {
+            return Err(format!("there is no script `{service}` of yours to bind"));
+        }
+        Ok(Accepted {
+            spec: spec_of("service", service),
+            secret: None,
+        })
+    }
+
+    fn resolve(&self, binding: StoredBinding, into: &mut ScriptBindings) {
+        if let Some(serde_json::Value::String(service)) = binding.spec.get("service") {
+            into.services.insert(binding.name, service.clone());
+        }
+    }
+}
 
 /// The service binding `request` names, with the naming header removed.
 pub fn binding_of(request: &mut http::Request<WasiBody>) -> Option<String> {
