@@ -54,9 +54,10 @@ impl AllowList {
                 && match &origin.host {
                     HostPattern::Any => true,
                     HostPattern::Exact(h) => *h == host,
+                    // `domain` is `.example.com`: one label or more before it.
                     HostPattern::SubdomainOf(domain) => host
                         .strip_suffix(domain.as_str())
-                        .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                        .is_some_and(|sub| !sub.is_empty()),
                 }
         })
     }
@@ -191,8 +192,13 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     match segments[0] {
         // IPv4-compatible (::a.b.c.d), IPv4-mapped (::ffff:a.b.c.d) and SIIT forms.
         0 => segments[1..5] == [0; 4] && is_public_v4(embedded_v4()),
-        // NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48).
-        0x64 if segments[1] == 0xff9b => is_public_v4(embedded_v4()),
+        // The well-known NAT64 prefix 64:ff9b::/96 embeds an IPv4 address at the end.
+        0x64 if segments[1] == 0xff9b && segments[2..6] == [0; 4] => {
+            is_public_v4(embedded_v4())
+        }
+        // The rest of 64:ff9b::/32, the local-use 64:ff9b:1::/48 among it, translates to
+        // whatever its operator chose: never global.
+        0x64 if segments[1] == 0xff9b => false,
         // 6to4 embeds an IPv4 address in bits 16..48.
         0x2002 => {
             let [_, _, a, b, c, d, ..] = ip.octets();
@@ -205,6 +211,126 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
                 || (first & 0xffc0) == 0xfe80 // link-local
                 || (first & 0xffc0) == 0xfec0 // site-local
                 || (first & 0xff00) == 0xff00) // multicast
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(address: &str) -> bool {
+        AddressPolicy::default()
+            .check(address.parse().unwrap())
+            .is_err()
+    }
+
+    #[test]
+    fn ipv6_forms_that_embed_a_private_ipv4_address_are_refused() {
+        for private in [
+            "::ffff:127.0.0.1",       // IPv4-mapped
+            "::127.0.0.1",            // IPv4-compatible
+            "::ffff:0:10.0.0.1",      // SIIT (IPv4-translated)
+            "::ffff:0:8.8.8.8",       // SIIT of a public address: still not routable
+            "64:ff9b::10.1.2.3",      // NAT64 well-known prefix
+            "64:ff9b::169.254.169.254",
+            "64:ff9b:1::8.8.8.8",     // NAT64 local-use: never global
+            "2002:7f00:1::",          // 6to4 of 127.0.0.1
+            "2002:a9fe:a9fe::1",      // 6to4 of 169.254.169.254
+            "2002:c0a8:101::",        // 6to4 of 192.168.1.1
+            "fd00:ec2::254",          // AWS metadata over IPv6 (unique local)
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "2001:db8::1",
+            "100::1",
+            "::",
+            "::1",
+        ] {
+            assert!(refused(private), "{private} must be refused");
+        }
+        for public in [
+            "::ffff:8.8.8.8",
+            "64:ff9b::8.8.8.8",
+            "2002:808:808::1",
+            "2606:4700:4700::1111",
+        ] {
+            assert!(!refused(public), "{public} must be allowed");
+        }
+    }
+
+    #[test]
+    fn ipv4_ranges_no_script_may_reach() {
+        for private in [
+            "0.1.2.3",
+            "10.0.0.1",
+            "100.64.0.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.1",
+            "192.0.2.1",
+            "192.168.0.1",
+            "198.18.0.1",
+            "198.51.100.1",
+            "203.0.113.1",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(refused(private), "{private} must be refused");
+        }
+        for public in ["1.1.1.1", "8.8.8.8", "100.63.0.1", "100.128.0.1", "172.32.0.1"] {
+            assert!(!refused(public), "{public} must be allowed");
+        }
+    }
+
+    #[test]
+    fn the_config_opens_private_ranges_it_names() {
+        let policy = AddressPolicy {
+            allowed_private: vec!["127.0.0.0/8".parse().unwrap()],
+        };
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(policy.check(mapped), Ok("127.0.0.1".parse().unwrap()));
+        assert!(policy.check("10.0.0.1".parse().unwrap()).is_err());
+    }
+
+    fn allows(patterns: &[&str], uri: &str) -> bool {
+        let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+        AllowList::parse(&patterns)
+            .unwrap()
+            .allows(&uri.parse().unwrap())
+    }
+
+    #[test]
+    fn allow_list_patterns_match_scheme_host_and_port() {
+        assert!(allows(&["https://api.example.com"], "https://api.example.com/x"));
+        assert!(!allows(&["https://api.example.com"], "http://api.example.com/x"));
+        assert!(!allows(&["https://api.example.com"], "https://api.example.com:8443/"));
+        assert!(allows(&["https://api.example.com:*"], "https://api.example.com:8443/"));
+        assert!(allows(&["*://api.example.com:443"], "https://api.example.com/"));
+        assert!(allows(&["https://*.example.com"], "https://a.b.example.com/"));
+        assert!(!allows(&["https://*.example.com"], "https://example.com/"));
+        assert!(!allows(&["https://*.example.com"], "https://evilexample.com/"));
+        assert!(allows(&["http://[::1]:8080"], "http://[::1]:8080/"));
+        assert!(allows(&["https://*"], "https://anything.test/"));
+        assert!(allows(&["https://API.Example.com"], "https://api.example.COM/"));
+    }
+
+    #[test]
+    fn bad_allow_list_patterns_are_named() {
+        for bad in [
+            "api.example.com",
+            "ftp://example.com",
+            "https://example.com/path",
+            "https://user@example.com",
+            "https://example.com:port",
+            "*://example.com",
+            "https://exa mple.com",
+            "https://*.",
+        ] {
+            let error = AllowList::parse(&[bad.to_string()]).unwrap_err();
+            assert!(error.contains(bad), "{error}");
         }
     }
 }
