@@ -32,6 +32,8 @@ enum Binding {
     Service(&'static str, &'static str),
     /// A secret generated at first install and kept across upgrades.
     GeneratedSecret(&'static str),
+    /// An object-storage bucket `(binding name, bucket)` of the platform's own.
+    Bucket(&'static str, &'static str),
 }
 
 struct Service {
@@ -74,7 +76,10 @@ const SERVICES: &[Service] = &[
     Service {
         name: "support",
         wasm: embedded!("support"),
-        bindings: &[Binding::Database("support")],
+        bindings: &[
+            Binding::Database("support"),
+            Binding::Bucket("ATTACHMENTS", "attachments"),
+        ],
         limits: NO_OVERRIDES,
     },
     Service {
@@ -189,6 +194,11 @@ fn bindings_of(deployer: &Deployer, service: &Service) -> anyhow::Result<Vec<Bin
                 Binding::Service(name, script) => {
                     serde_json::json!({"type": "service", "name": name, "service": script})
                 }
+                Binding::Bucket(name, bucket) => serde_json::json!({
+                    "type": "r2_bucket",
+                    "name": name,
+                    "bucket_name": bucket,
+                }),
                 Binding::GeneratedSecret(name) => serde_json::json!({
                     "type": "secret_text",
                     "name": name,
