@@ -2,8 +2,8 @@
 # Throughput and cost of a hello request: the dispatcher (`/dispatch/hello/`) against a
 # bare axum handler and `wasmtime serve` of the same hello component, same machine, same
 # load, one run. Prints req/s, p50/p99 latency and server CPU µs per request, and the
-# ratios; the added cost of a KV get, an SQL point query and a service-binding hop, next
-# to the same call made as a loopback HTTP request; and how much of its throughput hello
+# ratios; the added cost of a KV get, an R2 get of a 4 KiB object, an SQL point query
+# and a service-binding hop, next to the same call made as a loopback HTTP request; and how much of its throughput hello
 # keeps while another tenant spins at its CPU limit on every connection (isolation); and
 # what the gateway adds to an authenticated read of a first-party service.
 # Installs wrk (Debian) and wasmtime-cli (same version as our wasmtime) if absent.
@@ -66,6 +66,7 @@ upload bench-hello hello '{}'
 upload bench-sdk vars '{"bindings":[{"type":"secret_text","name":"API_KEY","text":"k"}]}'
 upload bench-kv kv '{"bindings":[{"type":"kv_namespace","name":"CACHE","namespace":"bench"}]}'
 upload bench-sql sql '{"bindings":[{"type":"d1","name":"DB","database":"bench"}]}'
+upload bench-r2 r2 '{"bindings":[{"type":"r2_bucket","name":"FILES","bucket_name":"bench"}]}'
 upload bench-hop service '{"bindings":[{"type":"service","name":"BACKEND","service":"bench-hello"}]}'
 # The same hello reached over loopback HTTP by a plain wasi:http client (the `limits`
 # test guest), and that guest doing nothing, as its baseline.
@@ -76,6 +77,8 @@ HOG_TOKEN=$(target/release/dispatcher --data "$WORK/data" customer create hog --
 curl -fsS -X PUT "$D/script/hog" -H "X-Customer-Token: $HOG_TOKEN" -H 'content-type: application/wasm' \
     --data-binary "@$GUESTS/limits.wasm" >/dev/null
 curl -fsS -X PUT "$D/dispatch/bench-kv/key1" --data-binary 'value one' >/dev/null
+head -c 4096 /dev/urandom >"$WORK/object-4k"
+curl -fsS -X PUT "$D/dispatch/bench-r2/files/object-4k" --data-binary "@$WORK/object-4k" >/dev/null
 sql() { curl -fsS -X POST "$D/dispatch/bench-sql/query" -H 'content-type: application/json' -d "$1" >/dev/null; }
 sql '{"sql":"CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT)","params":[]}'
 sql '{"sql":"INSERT OR REPLACE INTO items VALUES (42, ?)","params":["answer"]}'
@@ -148,6 +151,7 @@ for round in $(seq "$ROUNDS"); do
     ROUNDS=1 run wasmtime-serve "$WASMTIME_PID" http://127.0.0.1:8792/
     ROUNDS=1 run sdk-baseline "$DISPATCHER_PID" "$D/dispatch/bench-sdk/secret-length"
     ROUNDS=1 run kv-get "$DISPATCHER_PID" "$D/dispatch/bench-kv/key1"
+    ROUNDS=1 run r2-get-4k "$DISPATCHER_PID" "$D/dispatch/bench-r2/files/object-4k"
     ROUNDS=1 run sql-point "$DISPATCHER_PID" "$D/dispatch/bench-sql/query" -s "$WORK/point-query.lua"
     ROUNDS=1 run service-hop "$DISPATCHER_PID" "$D/dispatch/bench-hop/"
     ROUNDS=1 run fetch-baseline "$DISPATCHER_PID" "$D/dispatch/bench-fetch/spin-ms?ms=0"
@@ -205,7 +209,7 @@ print(f"dispatcher vs bare axum:      {d[0]/a[0]:.2f}x req/s, {d[3]/a[3]:.2f}x C
 print()
 print(f"{'binding':<16}{'req/s':>10}{'p50 µs':>10}{'CPU µs/req':>12}{'added CPU µs':>14}{'added p50 µs':>14}")
 base = med["sdk-baseline"]
-for name in ("sdk-baseline", "kv-get", "sql-point", "service-hop"):
+for name in ("sdk-baseline", "kv-get", "r2-get-4k", "sql-point", "service-hop"):
     rps, p50, p99, cpu = med[name]
     print(f"{name:<16}{rps:>10.0f}{p50:>10.0f}{cpu:>12.1f}{cpu - base[3]:>14.1f}{p50 - base[1]:>14.0f}")
 hop = med["service-hop"][3] - base[3]

@@ -10,25 +10,32 @@
 //! A run that fails is answered for what it is (`script_error`, `exceeded_cpu`, ...) with
 //! its request id only: the detail (trap text, backtrace) goes to the owner's tail and the
 //! server log, never to the client. A run that fails after its response head went out
-//! cuts the body short with an error, so the client never takes a truncated body for a
-//! whole one.
+//! cuts the body short with an error (`bodies.rs`), so the client never takes a
+//! truncated body for a whole one.
+//!
+//! `Runtime::run` reads as its steps: admit, `fresh_store`, `handle_call` (the request
+//! and the outparam), spawn `run_guest`, `await_head`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::AtomicBool;
 
 use bytes::Bytes;
-use http_body::{Body, Frame};
+use http_body::Body;
 use http_body_util::BodyExt as _;
 use wasmtime::Store;
+use wasmtime::component::Resource;
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi_http::WasiHttpView as _;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::{HyperIncomingBody, HyperOutgoingBody};
+use wasmtime_wasi_http::p2::types::{
+    HostIncomingRequest as IncomingRequest, HostResponseOutparam as ResponseOutparam,
+};
 
+use super::admission::Admitted;
+use super::bodies::{ScriptBody, UnlessFailed, Verdict, request_body_error};
 use super::cancel::{self, WatchedBody};
 use super::capture::{LogCapture, escape_controls};
 use super::cpu::Metered;
@@ -84,37 +91,6 @@ pub struct RunFailure {
 /// Extra context of one run: the params an outbound worker sees as vars.
 pub type WorkerParams = Option<Arc<BTreeMap<String, String>>>;
 
-/// A script's response body as the runtime hands it out: the bytes as the guest writes
-/// them, and an error when the run failed before finishing it.
-pub struct ScriptBody(HyperOutgoingBody);
-
-/// Why a script's response body ended early (its run failed or was stopped).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ScriptBodyError(String);
-
-impl Body for ScriptBody {
-    type Data = Bytes;
-    type Error = ScriptBodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, ScriptBodyError>>> {
-        Pin::new(&mut self.0)
-            .poll_frame(cx)
-            .map_err(|error| ScriptBodyError(error.to_string()))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.0.size_hint()
-    }
-}
-
 impl Runtime {
     /// Runs an eyeball's (or the host's own) `request` through `script` and returns its
     /// response. A request body cut off at a length limit reaches the guest as a body too
@@ -161,6 +137,8 @@ impl Runtime {
         Ok((response, io))
     }
 
+    /// One run, in the steps a reader expects: admit it, make its fresh store, spawn the
+    /// guest, await the response head.
     async fn run(
         self: &Arc<Self>,
         script: Arc<LoadedScript>,
@@ -188,42 +166,79 @@ impl Runtime {
             Entry::Call => None,
         };
         let logs = LogCapture::new(self.log_capacity);
-        let deadline = budget.deadline;
-        let host = Host::new(self.clone(), script.clone(), &logs, budget.clone(), params);
+        let mut store = self.fresh_store(&script, &logs, &budget, params);
+        let (head, call) = handle_call(&mut store, request).map_err(failure)?;
+        let failed = Arc::new(AtomicBool::new(false));
+        let guest = Guest {
+            store,
+            call,
+            script,
+            budget,
+            logs,
+            report: report.clone(),
+            admitted,
+            failed: failed.clone(),
+        };
+        let (watch, cancellation) = cancel::watch();
+        let task = tokio::spawn(self.run_guest(guest, cancellation));
+        match await_head(head, task, head_only, watch).await {
+            Ok(response) => {
+                report.answered(response.status().as_u16());
+                Ok(response.map(|body| UnlessFailed { body, failed }.boxed_unsync()))
+            }
+            Err(error) => Err(failure(error)),
+        }
+    }
+
+    /// A fresh store for one run: its host state, the memory limiter, and the epoch
+    /// callback that stops the guest past its CPU limit and otherwise lets others run.
+    fn fresh_store(
+        self: &Arc<Self>,
+        script: &Arc<LoadedScript>,
+        logs: &LogCapture,
+        budget: &Arc<Budget>,
+        params: WorkerParams,
+    ) -> Store<Host> {
+        let host = Host::new(self.clone(), script.clone(), logs, budget.clone(), params);
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| &mut host.limiter);
-        // At every epoch tick: stop the guest past its CPU limit, else let others run.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| limits::on_epoch_tick(&ctx.data().budget));
+        store
+    }
 
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let (incoming, outparam) = {
-            let mut http = store.data_mut().http();
-            let incoming = http
-                .new_incoming_request(Scheme::Http, request)
-                .map_err(|e| failure(InvokeError::ScriptError(format!("bad request: {e:#}"))))?;
-            let outparam = http
-                .new_response_outparam(sender)
-                .map_err(|e| failure(InvokeError::ScriptError(format!("{e:#}"))))?;
-            (incoming, outparam)
-        };
-
-        let metered_budget = budget.clone();
-        let reported_budget = budget.clone();
-        let task_report = report.clone();
-        let logged_script = script.clone();
-        let failed = Arc::new(AtomicBool::new(false));
+    /// The guest's run, on its own task: instantiate and call the handler, metered and
+    /// held to the wall-time deadline, until it returns or the client goes away (`None`);
+    /// then its console output and its report.
+    fn run_guest(
+        &self,
+        guest: Guest,
+        cancellation: cancel::Cancellation,
+    ) -> impl Future<Output = Option<Result<(), InvokeError>>> + Send + 'static {
+        let Guest {
+            store,
+            call,
+            script,
+            budget,
+            logs,
+            report,
+            admitted,
+            failed,
+        } = guest;
+        let deadline = budget.deadline;
         let verdict = Verdict {
-            failed: failed.clone(),
+            failed,
             succeeded: false,
         };
-        let run = async move {
+        let handler_script = script.clone();
+        let handler_budget = budget.clone();
+        let handler = async move {
             // Declared in this order so that, however the run ends (an error, the wall
             // time dropping it), the verdict is in before the store (and with it the
             // response body's sender) is dropped.
             let mut store = store;
             let mut verdict = verdict;
-            let proxy = script
+            let proxy = handler_script
                 .pre
                 .instantiate_async(&mut store)
                 .await
@@ -231,26 +246,25 @@ impl Runtime {
                     if e.is::<wasmtime::PoolConcurrencyLimitError>() {
                         InvokeError::Overloaded
                     } else {
-                        describe_failure(e, &budget, "instantiation failed: ")
+                        describe_failure(e, &handler_budget, "instantiation failed: ")
                     }
                 })?;
+            let (incoming, outparam) = call;
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam)
                 .await
-                .map_err(|e| describe_failure(e, &budget, ""))?;
+                .map_err(|e| describe_failure(e, &handler_budget, ""))?;
             verdict.succeeded = true;
             Ok(())
         };
         let metered = Metered::new(
-            run,
-            metered_budget,
+            handler,
+            budget.clone(),
             &self.heavy_lane,
-            logged_script.cpu_history.clone(),
+            script.cpu_history.clone(),
         );
-        let (watch, cancellation) = cancel::watch();
-        // `None`: canceled, the client went away.
-        let task = tokio::spawn(async move {
+        async move {
             let result = tokio::select! {
                 biased;
                 ran = tokio::time::timeout_at(deadline, metered) => {
@@ -260,49 +274,85 @@ impl Runtime {
             };
             drop(admitted);
             let failure = result.as_ref().and_then(|result| result.as_ref().err());
-            let lines = log_console(&logged_script, &logs, failure, &task_report.request_id);
-            let lines = if task_report.wants_logs() {
+            let lines = log_console(&script, &logs, failure, &report.request_id);
+            let lines = if report.wants_logs() {
                 lines
             } else {
                 Vec::new()
             };
             match &result {
-                Some(_) => task_report.finished(failure, &reported_budget, lines),
-                None => task_report.canceled(&reported_budget, lines),
+                Some(_) => report.finished(failure, &budget, lines),
+                None => report.canceled(&budget, lines),
             }
             result
-        });
-
-        // Dropped with this future while the client waits for the head, the watch cancels
-        // the run.
-        let answer = match receiver.await {
-            Ok(Ok(response)) => Ok(WatchedBody::wrap(response, head_only, watch)),
-            Ok(Err(code)) => {
-                // The client gets the error in full.
-                watch.release();
-                Err(InvokeError::ScriptError(format!(
-                    "the script answered with an error: {code:?}"
-                )))
-            }
-            // The guest never set a response: the task says why.
-            Err(_) => match task.await {
-                Ok(Some(Err(e))) => Err(e),
-                Ok(Some(Ok(()))) => Err(InvokeError::ScriptError(
-                    "the script returned without setting a response".into(),
-                )),
-                Ok(None) => Err(InvokeError::ScriptError("the run was canceled".into())),
-                Err(join) => Err(InvokeError::ScriptError(format!(
-                    "the script task died: {join}"
-                ))),
-            },
-        };
-        match answer {
-            Ok(response) => {
-                report.answered(response.status().as_u16());
-                Ok(response.map(|body| UnlessFailed { body, failed }.boxed_unsync()))
-            }
-            Err(error) => Err(failure(error)),
         }
+    }
+}
+
+/// What the guest's task owns.
+struct Guest {
+    store: Store<Host>,
+    call: HandlerCall,
+    script: Arc<LoadedScript>,
+    budget: Arc<Budget>,
+    logs: LogCapture,
+    report: Arc<RunReport>,
+    admitted: Option<Admitted>,
+    failed: Arc<AtomicBool>,
+}
+
+/// The request as the guest's handler takes it, and where it answers.
+type HandlerCall = (Resource<IncomingRequest>, Resource<ResponseOutparam>);
+
+/// The request as the guest's handler takes it, and where the response head will come.
+fn handle_call(
+    store: &mut Store<Host>,
+    request: hyper::Request<HyperIncomingBody>,
+) -> Result<(HeadReceiver, HandlerCall), InvokeError> {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let mut http = store.data_mut().http();
+    let incoming = http
+        .new_incoming_request(Scheme::Http, request)
+        .map_err(|e| InvokeError::ScriptError(format!("bad request: {e:#}")))?;
+    let outparam = http
+        .new_response_outparam(sender)
+        .map_err(|e| InvokeError::ScriptError(format!("{e:#}")))?;
+    Ok((receiver, (incoming, outparam)))
+}
+
+/// Where the guest sets its response head.
+type HeadReceiver =
+    tokio::sync::oneshot::Receiver<Result<hyper::Response<HyperOutgoingBody>, ErrorCode>>;
+
+/// The response head as soon as the guest sets it (its body watched: a client gone
+/// before the end cancels the run), or why there is none. Dropped while the client waits
+/// for the head, the watch cancels the run.
+async fn await_head(
+    head: HeadReceiver,
+    task: tokio::task::JoinHandle<Option<Result<(), InvokeError>>>,
+    head_only: bool,
+    watch: cancel::ClientWatch,
+) -> Result<hyper::Response<WatchedBody<HyperOutgoingBody>>, InvokeError> {
+    match head.await {
+        Ok(Ok(response)) => Ok(WatchedBody::wrap(response, head_only, watch)),
+        Ok(Err(code)) => {
+            // The client gets the error in full.
+            watch.release();
+            Err(InvokeError::ScriptError(format!(
+                "the script answered with an error: {code:?}"
+            )))
+        }
+        // The guest never set a response: the task says why.
+        Err(_) => match task.await {
+            Ok(Some(Err(e))) => Err(e),
+            Ok(Some(Ok(()))) => Err(InvokeError::ScriptError(
+                "the script returned without setting a response".into(),
+            )),
+            Ok(None) => Err(InvokeError::ScriptError("the run was canceled".into())),
+            Err(join) => Err(InvokeError::ScriptError(format!(
+                "the script task died: {join}"
+            ))),
+        },
     }
 }
 
@@ -313,55 +363,6 @@ enum Entry {
     Outside,
     /// Another script's call (a service binding, an outbound worker).
     Call,
-}
-
-/// Marks the run failed when dropped before the guest's handler returned.
-struct Verdict {
-    failed: Arc<AtomicBool>,
-    succeeded: bool,
-}
-
-impl Drop for Verdict {
-    fn drop(&mut self) {
-        if !self.succeeded {
-            self.failed.store(true, Ordering::Release);
-        }
-    }
-}
-
-/// A script's response body that ends in an error, not cleanly, when the run failed
-/// before finishing it: wasi-http ends a body whose guest went away as if it were
-/// complete.
-struct UnlessFailed {
-    body: WatchedBody<HyperOutgoingBody>,
-    failed: Arc<AtomicBool>,
-}
-
-impl Body for UnlessFailed {
-    type Data = Bytes;
-    type Error = wasmtime_wasi_http::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match Pin::new(&mut self.body).poll_frame(cx) {
-            Poll::Ready(None) if self.failed.load(Ordering::Acquire) => {
-                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some(
-                    "the script failed before finishing its response".into(),
-                )))))
-            }
-            other => other,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
 }
 
 /// Turns a trap, an exit or a limit into the error a script's owner can act on.
@@ -404,20 +405,4 @@ fn log_console(
         tracing::warn!(target: "script", script = %script.name, namespace = %script.namespace, request_id, %failure, "request failed");
     }
     console.lines
-}
-
-/// What the guest is told of a request body that failed: too large when it was cut off
-/// at a length limit (`http_body_util::Limited`), else denied.
-fn request_body_error(
-    error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-) -> wasmtime_wasi_http::Error {
-    let error = error.into();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
-    while let Some(error) = source {
-        if error.is::<http_body_util::LengthLimitError>() {
-            return wasmtime_wasi_http::Error::HttpRequestBodySize(None);
-        }
-        source = error.source();
-    }
-    wasmtime_wasi_http::Error::HttpRequestDenied
 }

@@ -193,9 +193,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         // IPv4-compatible (::a.b.c.d), IPv4-mapped (::ffff:a.b.c.d) and SIIT forms.
         0 => segments[1..5] == [0; 4] && is_public_v4(embedded_v4()),
         // The well-known NAT64 prefix 64:ff9b::/96 embeds an IPv4 address at the end.
-        0x64 if segments[1] == 0xff9b && segments[2..6] == [0; 4] => {
-            is_public_v4(embedded_v4())
-        }
+        0x64 if segments[1] == 0xff9b && segments[2..6] == [0; 4] => is_public_v4(embedded_v4()),
         // The rest of 64:ff9b::/32, the local-use 64:ff9b:1::/48 among it, translates to
         // whatever its operator chose: never global.
         0x64 if segments[1] == 0xff9b => false,
@@ -228,17 +226,17 @@ mod tests {
     #[test]
     fn ipv6_forms_that_embed_a_private_ipv4_address_are_refused() {
         for private in [
-            "::ffff:127.0.0.1",       // IPv4-mapped
-            "::127.0.0.1",            // IPv4-compatible
-            "::ffff:0:10.0.0.1",      // SIIT (IPv4-translated)
-            "::ffff:0:8.8.8.8",       // SIIT of a public address: still not routable
-            "64:ff9b::10.1.2.3",      // NAT64 well-known prefix
+            "::ffff:127.0.0.1",  // IPv4-mapped
+            "::127.0.0.1",       // IPv4-compatible
+            "::ffff:0:10.0.0.1", // SIIT (IPv4-translated)
+            "::ffff:0:8.8.8.8",  // SIIT of a public address: still not routable
+            "64:ff9b::10.1.2.3", // NAT64 well-known prefix
             "64:ff9b::169.254.169.254",
-            "64:ff9b:1::8.8.8.8",     // NAT64 local-use: never global
-            "2002:7f00:1::",          // 6to4 of 127.0.0.1
-            "2002:a9fe:a9fe::1",      // 6to4 of 169.254.169.254
-            "2002:c0a8:101::",        // 6to4 of 192.168.1.1
-            "fd00:ec2::254",          // AWS metadata over IPv6 (unique local)
+            "64:ff9b:1::8.8.8.8", // NAT64 local-use: never global
+            "2002:7f00:1::",      // 6to4 of 127.0.0.1
+            "2002:a9fe:a9fe::1",  // 6to4 of 169.254.169.254
+            "2002:c0a8:101::",    // 6to4 of 192.168.1.1
+            "fd00:ec2::254",      // AWS metadata over IPv6 (unique local)
             "fe80::1",
             "fec0::1",
             "ff02::1",
@@ -280,7 +278,13 @@ mod tests {
         ] {
             assert!(refused(private), "{private} must be refused");
         }
-        for public in ["1.1.1.1", "8.8.8.8", "100.63.0.1", "100.128.0.1", "172.32.0.1"] {
+        for public in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "100.63.0.1",
+            "100.128.0.1",
+            "172.32.0.1",
+        ] {
             assert!(!refused(public), "{public} must be allowed");
         }
     }
@@ -304,17 +308,41 @@ mod tests {
 
     #[test]
     fn allow_list_patterns_match_scheme_host_and_port() {
-        assert!(allows(&["https://api.example.com"], "https://api.example.com/x"));
-        assert!(!allows(&["https://api.example.com"], "http://api.example.com/x"));
-        assert!(!allows(&["https://api.example.com"], "https://api.example.com:8443/"));
-        assert!(allows(&["https://api.example.com:*"], "https://api.example.com:8443/"));
-        assert!(allows(&["*://api.example.com:443"], "https://api.example.com/"));
-        assert!(allows(&["https://*.example.com"], "https://a.b.example.com/"));
+        assert!(allows(
+            &["https://api.example.com"],
+            "https://api.example.com/x"
+        ));
+        assert!(!allows(
+            &["https://api.example.com"],
+            "http://api.example.com/x"
+        ));
+        assert!(!allows(
+            &["https://api.example.com"],
+            "https://api.example.com:8443/"
+        ));
+        assert!(allows(
+            &["https://api.example.com:*"],
+            "https://api.example.com:8443/"
+        ));
+        assert!(allows(
+            &["*://api.example.com:443"],
+            "https://api.example.com/"
+        ));
+        assert!(allows(
+            &["https://*.example.com"],
+            "https://a.b.example.com/"
+        ));
         assert!(!allows(&["https://*.example.com"], "https://example.com/"));
-        assert!(!allows(&["https://*.example.com"], "https://evilexample.com/"));
+        assert!(!allows(
+            &["https://*.example.com"],
+            "https://evilexample.com/"
+        ));
         assert!(allows(&["http://[::1]:8080"], "http://[::1]:8080/"));
         assert!(allows(&["https://*"], "https://anything.test/"));
-        assert!(allows(&["https://API.Example.com"], "https://api.example.COM/"));
+        assert!(allows(
+            &["https://API.Example.com"],
+            "https://api.example.COM/"
+        ));
     }
 
     #[test]

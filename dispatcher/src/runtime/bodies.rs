@@ -1,0 +1,110 @@
+//! The bodies around a run: the request body as the guest reads it (a length limit told
+//! as a body too large, any other error as denied), and the response body as the runtime
+//! hands it out ([`ScriptBody`]), which ends in an error rather than cleanly when the run
+//! failed before finishing it ([`UnlessFailed`], set by the run's [`Verdict`]).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use super::cancel::WatchedBody;
+
+/// A script's response body as the runtime hands it out: the bytes as the guest writes
+/// them, and an error when the run failed before finishing it.
+pub struct ScriptBody(pub(super) HyperOutgoingBody);
+
+/// Why a script's response body ended early (its run failed or was stopped).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ScriptBodyError(String);
+
+impl Body for ScriptBody {
+    type Data = Bytes;
+    type Error = ScriptBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ScriptBodyError>>> {
+        Pin::new(&mut self.0)
+            .poll_frame(cx)
+            .map_err(|error| ScriptBodyError(error.to_string()))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
+}
+
+/// A script's response body that ends in an error, not cleanly, when the run failed
+/// before finishing it: wasi-http ends a body whose guest went away as if it were
+/// complete.
+pub(super) struct UnlessFailed {
+    pub(super) body: WatchedBody<HyperOutgoingBody>,
+    pub(super) failed: Arc<AtomicBool>,
+}
+
+impl Body for UnlessFailed {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(None) if self.failed.load(Ordering::Acquire) => {
+                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some(
+                    "the script failed before finishing its response".into(),
+                )))))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Marks the run failed when dropped before the guest's handler returned.
+pub(super) struct Verdict {
+    pub(super) failed: Arc<AtomicBool>,
+    pub(super) succeeded: bool,
+}
+
+impl Drop for Verdict {
+    fn drop(&mut self) {
+        if !self.succeeded {
+            self.failed.store(true, Ordering::Release);
+        }
+    }
+}
+/// What the guest is told of a request body that failed: too large when it was cut off
+/// at a length limit (`http_body_util::Limited`), else denied.
+pub(super) fn request_body_error(
+    error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> wasmtime_wasi_http::Error {
+    let error = error.into();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return wasmtime_wasi_http::Error::HttpRequestBodySize(None);
+        }
+        source = error.source();
+    }
+    wasmtime_wasi_http::Error::HttpRequestDenied
+}
