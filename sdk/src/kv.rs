@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::bindings::kv;
+use crate::bindings::{Opened, kv};
 use crate::{BindingError, Result};
 
 /// A `kv_namespace` binding, from [`Env::kv`](crate::Env::kv): a key-value store of the
@@ -12,7 +12,8 @@ use crate::{BindingError, Result};
 ///
 /// Keys are strings, values are bytes; text and JSON helpers convert on the way. Every
 /// call fails with a [`BindingError`] when the platform refuses it (for instance a key
-/// that is too long) or when the binding does not exist.
+/// that is too long) or when the binding does not exist (found by the first call, which
+/// opens the namespace for the rest).
 ///
 /// ```ignore
 /// let cache = env.kv("CACHE");
@@ -21,19 +22,27 @@ use crate::{BindingError, Result};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Kv {
-    binding: String,
+    namespace: Opened<kv::Namespace>,
 }
 
 impl Kv {
     pub(crate) fn new(binding: &str) -> Self {
         Self {
-            binding: binding.to_owned(),
+            namespace: Opened::new(binding),
         }
+    }
+
+    fn namespace(&self, operation: &'static str) -> Result<&kv::Namespace> {
+        self.namespace
+            .get(kv::Namespace::open)
+            .map_err(|e| self.error(operation, e))
     }
 
     /// The value of `key`, or `None` if it does not exist or has expired.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        kv::get(&self.binding, key).map_err(|e| self.error("kv get", e))
+        self.namespace("kv get")?
+            .get(key)
+            .map_err(|e| self.error("kv get", e))
     }
 
     /// The value of `key` as UTF-8 text; a value that is not UTF-8 is an error.
@@ -73,7 +82,9 @@ impl Kv {
 
     /// Removes `key`; removing a key that does not exist is not an error.
     pub fn delete(&self, key: &str) -> Result<()> {
-        kv::delete(&self.binding, key).map_err(|e| self.error("kv delete", e))
+        self.namespace("kv delete")?
+            .delete(key)
+            .map_err(|e| self.error("kv delete", e))
     }
 
     /// One page of keys, in order. Pass the returned [`ListPage::cursor`] back in
@@ -83,13 +94,14 @@ impl Kv {
     /// let page = env.kv("CACHE").list(ListOptions::new().prefix("user:").limit(10))?;
     /// ```
     pub fn list(&self, options: ListOptions) -> Result<ListPage> {
-        let page = kv::list(
-            &self.binding,
-            options.prefix.as_deref(),
-            options.cursor.as_deref(),
-            options.limit,
-        )
-        .map_err(|e| self.error("kv list", e))?;
+        let page = self
+            .namespace("kv list")?
+            .list(
+                options.prefix.as_deref(),
+                options.cursor.as_deref(),
+                options.limit,
+            )
+            .map_err(|e| self.error("kv list", e))?;
         Ok(ListPage {
             keys: page
                 .keys
@@ -104,15 +116,20 @@ impl Kv {
     }
 
     fn put_inner(&self, key: &str, value: &[u8], ttl: Option<u64>) -> Result<()> {
-        kv::put(&self.binding, key, value, ttl).map_err(|e| self.error("kv put", e))
+        self.namespace("kv put")?
+            .put(key, value, ttl)
+            .map_err(|e| self.error("kv put", e))
     }
 
     fn error(&self, operation: &'static str, error: kv::Error) -> crate::Error {
-        BindingError::new(operation, &self.binding, error).into()
+        BindingError::new(operation, self.namespace.binding(), error).into()
     }
 
     fn not(&self, what: &str, key: &str) -> String {
-        format!("kv value of `{key}` on `{}` is not {what}", self.binding)
+        format!(
+            "kv value of `{key}` on `{}` is not {what}",
+            self.namespace.binding()
+        )
     }
 }
 

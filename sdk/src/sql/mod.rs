@@ -7,7 +7,7 @@ mod value;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::bindings::sql as wit;
+use crate::bindings::{Opened, sql as wit};
 use crate::{BindingError, Result};
 
 pub use value::Value;
@@ -41,14 +41,25 @@ macro_rules! params {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Sql {
-    binding: String,
+    database: Opened<wit::Database>,
 }
 
 impl Sql {
     pub(crate) fn new(binding: &str) -> Self {
         Self {
-            binding: binding.to_owned(),
+            database: Opened::new(binding),
         }
+    }
+
+    /// The database, opened by the first call (which finds a missing binding).
+    fn database(&self, operation: &'static str) -> Result<&wit::Database> {
+        self.database
+            .get(wit::Database::open)
+            .map_err(|e| self.error(operation, e))
+    }
+
+    fn error(&self, operation: &'static str, error: crate::bindings::types::Error) -> crate::Error {
+        BindingError::new(operation, self.database.binding(), error).into()
     }
 
     /// Runs one statement with its parameters; see [`params!`](crate::params).
@@ -58,9 +69,10 @@ impl Sql {
 
     /// Runs one [`Statement`].
     pub fn run(&self, statement: Statement) -> Result<Results> {
-        wit::execute(&self.binding, &statement.into_wit())
+        self.database("sql execute")?
+            .execute(&statement.into_wit())
             .map(Results::from_wit)
-            .map_err(|e| BindingError::new("sql execute", &self.binding, e).into())
+            .map_err(|e| self.error("sql execute", e))
     }
 
     /// Runs a query and deserializes every row into `T`, a struct whose fields are named
@@ -99,9 +111,10 @@ impl Sql {
     pub fn batch(&self, statements: impl IntoIterator<Item = Statement>) -> Result<Vec<Results>> {
         let statements: Vec<wit::Statement> =
             statements.into_iter().map(Statement::into_wit).collect();
-        wit::batch(&self.binding, &statements)
+        self.database("sql batch")?
+            .batch(&statements)
             .map(|all| all.into_iter().map(Results::from_wit).collect())
-            .map_err(|e| BindingError::new("sql batch", &self.binding, e).into())
+            .map_err(|e| self.error("sql batch", e))
     }
 }
 

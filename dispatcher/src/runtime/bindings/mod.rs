@@ -15,14 +15,6 @@
 //! [`ScriptBindings`] and [`BindingCtx`], and its linker line in `host.rs`.
 
 pub mod kv;
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        unused_imports,
-        reason = "the r2_bucket binding's host side is not written yet"
-    )
-)]
 pub mod r2;
 pub mod sql;
 pub mod vars;
