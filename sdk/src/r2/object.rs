@@ -12,6 +12,10 @@ use wstd::io::AsyncInputStream;
 use crate::bindings::r2;
 use crate::{Body, Response, Result};
 
+/// The most bytes a get's body reads from the platform at a time: wstd's own frame size
+/// for request bodies (its `From<AsyncInputStream>` reads 8 KiB, eight times the calls).
+const BODY_CHUNK_BYTES: usize = 64 << 10;
+
 /// What is known of a stored object. Serializes as
 /// `{"key", "size", "etag", "content_type", "custom_metadata", "uploaded_ms"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,7 +156,9 @@ impl GetResult {
             r2::GetResult::Found(found) => GetResult::Found(ObjectBody {
                 object: Object::from_wit(found.object),
                 range: found.range,
-                body: Body::from(AsyncInputStream::new(found.body)),
+                body: Body::from_try_stream(
+                    AsyncInputStream::new(found.body).into_stream_of(BODY_CHUNK_BYTES),
+                ),
             }),
             r2::GetResult::NotModified(object) => GetResult::NotModified(Object::from_wit(object)),
             r2::GetResult::NotFound => GetResult::NotFound,
