@@ -111,6 +111,11 @@ pub struct Config {
     /// Largest compiled artifact of one component, in MiB (`400 compile_too_large` past
     /// it): the server maps all of it for as long as the script is deployed.
     pub max_artifact_mb: u64,
+    /// Most a customer may store in its `r2_bucket` buckets, all together, in GiB (a put
+    /// past it fails with `limit-exceeded` and stores nothing).
+    pub max_bucket_gb: u64,
+    /// The same in MiB, taking precedence when set (for small quotas, tests).
+    pub max_bucket_mb: Option<u64>,
     /// Most functions a component's core modules may define together
     /// (`400 compile_too_large` past it, before compiling).
     pub max_wasm_functions: u64,
@@ -171,6 +176,8 @@ impl Default for Config {
             // componentize-py (18 MB) components compile to 35-37 MB; a bomb of tiny
             // functions is 50x its upload.
             max_artifact_mb: 512,
+            max_bucket_gb: 10,
+            max_bucket_mb: None,
             max_wasm_functions: 100_000,
             max_wasm_nesting: 1_000,
         }
@@ -213,6 +220,9 @@ impl Config {
             defaults: self.default_limits(),
             guest_memory_bytes: self.guest_memory_total_mb.map_or_else(half_of_ram, mib),
             log_capacity: self.log_capacity_bytes,
+            max_bucket_bytes: self
+                .max_bucket_mb
+                .map_or(self.max_bucket_gb << 30, |mb| mb << 20),
             sql: SqlLimits {
                 max_database_bytes: self.max_database_mb << 20,
                 statement_time: Duration::from_millis(self.sql_statement_ms),

@@ -17,6 +17,7 @@ mod fair_share;
 mod first_party;
 mod front_door;
 mod gateway;
+mod guest_versions;
 mod identity_headers;
 mod initialize;
 mod large_uploads;

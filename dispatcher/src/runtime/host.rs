@@ -14,6 +14,10 @@ use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::bindings::kv::KvView;
+use super::bindings::legacy::Projections;
+use super::bindings::r2::R2View;
+use super::bindings::sql::SqlView;
 use super::bindings::{self, BindingCtx};
 use super::capture::LogCapture;
 use super::invoke::WorkerParams;
@@ -94,7 +98,27 @@ pub fn new_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     bindings::add_shared_to_linker(&mut linker, |host: &mut Host| &mut host.bindings.log)?;
     bindings::vars::add_to_linker(&mut linker, |host: &mut Host| &mut host.bindings.vars)?;
-    bindings::kv::add_to_linker(&mut linker, |host: &mut Host| &mut host.bindings.kv)?;
-    bindings::sql::add_to_linker(&mut linker, |host: &mut Host| &mut host.bindings.sql)?;
+    bindings::kv::add_to_linker(&mut linker, |host: &mut Host| KvView {
+        ctx: &mut host.bindings.kv,
+        table: &mut host.table,
+    })?;
+    bindings::sql::add_to_linker(&mut linker, |host: &mut Host| SqlView {
+        ctx: &mut host.bindings.sql,
+        table: &mut host.table,
+    })?;
+    bindings::r2::add_to_linker(&mut linker, |host: &mut Host| R2View {
+        ctx: &mut host.bindings.r2,
+        table: &mut host.table,
+    })?;
+    // Components built with the first SDK import platform:worker@0.1.0.
+    bindings::legacy::add_to_linker(
+        &mut linker,
+        Projections {
+            vars: |host: &mut Host| &mut host.bindings.vars,
+            kv: |host: &mut Host| &mut host.bindings.kv,
+            sql: |host: &mut Host| &mut host.bindings.sql,
+            log: |host: &mut Host| &mut host.bindings.log,
+        },
+    )?;
     Ok(linker)
 }

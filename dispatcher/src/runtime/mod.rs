@@ -69,6 +69,8 @@ pub struct RuntimeConfig {
     /// Console output kept per request, in bytes.
     pub log_capacity: usize,
     pub sql: SqlLimits,
+    /// Most bytes one customer may keep in its buckets, all together.
+    pub max_bucket_bytes: u64,
     /// Which addresses outgoing requests may reach.
     pub addresses: AddressPolicy,
     /// Most requests of one tenant running at once.
@@ -143,6 +145,10 @@ impl Runtime {
             bindings: bindings::BindingServices {
                 kv: Arc::new(bindings::kv::KvStore::open(data_dir)?),
                 sql: Arc::new(bindings::sql::SqlDatabases::new(data_dir, config.sql)),
+                r2: Arc::new(bindings::r2::objects::ObjectStore::open(
+                    data_dir,
+                    config.max_bucket_bytes,
+                )?),
             },
             tails: Arc::default(),
             usage: usage::UsageMeter::default(),

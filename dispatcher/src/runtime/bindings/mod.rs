@@ -15,6 +15,7 @@
 //! [`ScriptBindings`] and [`BindingCtx`], and its linker line in `host.rs`.
 
 pub mod kv;
+pub mod legacy;
 pub mod r2;
 pub mod sql;
 pub mod vars;
@@ -32,9 +33,13 @@ use crate::store::{BindingFields, Store, StoredBinding};
 wasmtime::component::bindgen!({
     path: "../sdk/wit",
     world: "platform:worker/worker",
-    imports: {
-        "platform:worker/kv": async,
-        "platform:worker/sql": async,
+    imports: { default: async },
+    with: {
+        "wasi": wasmtime_wasi::p2::bindings,
+        "platform:worker/kv.namespace": kv::NamespaceHandle,
+        "platform:worker/sql.database": sql::DatabaseHandle,
+        "platform:worker/r2.bucket": r2::BucketHandle,
+        "platform:worker/r2.upload": r2::UploadHandle,
     },
 });
 
@@ -77,6 +82,7 @@ const UNITS: &[&dyn BindingKind] = &[
     &vars::SecretText,
     &kv::KvNamespace,
     &sql::D1,
+    &r2::R2Bucket,
     &ServiceBinding,
 ];
 
@@ -97,6 +103,7 @@ pub struct ScriptBindings {
     pub vars: vars::Vars,
     pub kv: kv::KvNamespaces,
     pub sql: sql::Databases,
+    pub r2: r2::Buckets,
     pub services: std::collections::HashMap<String, String>,
 }
 
@@ -108,6 +115,7 @@ impl ScriptBindings {
         let mut bindings = ScriptBindings {
             kv: kv::KvNamespaces::owned_by(owner),
             sql: sql::Databases::owned_by(owner),
+            r2: r2::Buckets::owned_by(owner),
             ..ScriptBindings::default()
         };
         for binding in stored {
@@ -128,6 +136,7 @@ impl ScriptBindings {
 pub struct BindingServices {
     pub kv: Arc<kv::KvStore>,
     pub sql: Arc<sql::SqlDatabases>,
+    pub r2: Arc<r2::objects::ObjectStore>,
 }
 
 /// One run's binding contexts: each unit's own, and nothing else of the host.
@@ -135,6 +144,7 @@ pub struct BindingCtx {
     pub vars: vars::VarsCtx,
     pub kv: kv::KvCtx,
     pub sql: sql::SqlCtx,
+    pub r2: r2::R2Ctx,
     pub log: LogCtx,
 }
 
@@ -149,6 +159,7 @@ impl BindingCtx {
             vars: vars::VarsCtx::new(&bindings.vars, params),
             kv: kv::KvCtx::new(&services.kv, &bindings.kv),
             sql: sql::SqlCtx::new(&services.sql, &bindings.sql),
+            r2: r2::R2Ctx::new(&services.r2, &bindings.r2),
             log: LogCtx(logs.clone()),
         }
     }
@@ -209,7 +220,7 @@ impl wasmtime::component::HasData for HasLog {
 }
 
 impl platform::worker::log::Host for &mut LogCtx {
-    fn log(&mut self, level: Level, message: String) {
+    async fn log(&mut self, level: Level, message: String) {
         let level = match level {
             Level::Debug => "debug",
             Level::Info => "info",

@@ -22,10 +22,11 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, params_from_iter};
 
 use platform_names::valid_name;
-use wasmtime::component::{HasData, Linker};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use super::platform::worker::sql::{
-    Host as SqlHost, Results, Statement, Value, add_to_linker as link_sql,
+    self as wit, Host as SqlHost, HostDatabase, Results, Statement, Value,
+    add_to_linker as link_sql,
 };
 use super::platform::worker::types::Error as BindingError;
 use super::{
@@ -66,7 +67,7 @@ pub struct SqlDatabases {
     open: Mutex<HashMap<(String, String), Arc<Database>>>,
 }
 
-struct Database {
+pub(super) struct Database {
     conn: Mutex<Connection>,
     /// Milliseconds since `epoch` after which the running statement is interrupted.
     deadline_ms: Arc<AtomicU64>,
@@ -381,7 +382,10 @@ impl SqlCtx {
     }
 
     /// The customer database behind the script's `d1` binding `binding`, and its limits.
-    fn database(&self, binding: &str) -> Result<(Arc<Database>, SqlLimits), BindingError> {
+    pub(super) fn database(
+        &self,
+        binding: &str,
+    ) -> Result<(Arc<Database>, SqlLimits), BindingError> {
         let name = self
             .databases
             .get(binding)
@@ -393,49 +397,86 @@ impl SqlCtx {
     }
 }
 
+/// An opened database.
+pub struct DatabaseHandle {
+    database: Arc<Database>,
+    limits: SqlLimits,
+}
+
+/// What the `sql` interface is linked with: this run's SQL context and its resources.
+pub struct SqlView<'a> {
+    pub ctx: &'a mut SqlCtx,
+    pub table: &'a mut ResourceTable,
+}
+
+impl SqlView<'_> {
+    fn opened(
+        &self,
+        database: &Resource<wit::Database>,
+    ) -> Result<(Arc<Database>, SqlLimits), BindingError> {
+        let handle = self
+            .table
+            .get(database)
+            .map_err(|e| BindingError::Internal(e.to_string()))?;
+        Ok((handle.database.clone(), handle.limits.clone()))
+    }
+}
+
 struct HasSql;
 
 impl HasData for HasSql {
-    type Data<'a> = &'a mut SqlCtx;
+    type Data<'a> = SqlView<'a>;
 }
 
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
-    get: fn(&mut T) -> &mut SqlCtx,
+    get: fn(&mut T) -> SqlView<'_>,
 ) -> wasmtime::Result<()> {
     link_sql::<T, HasSql>(linker, get)
 }
 
 /// Runs statements on the blocking pool.
-async fn run_blocking(
+pub(super) async fn run_blocking(
     (db, limits): (Arc<Database>, SqlLimits),
     statements: Vec<Statement>,
 ) -> Result<Vec<Results>, BindingError> {
+    if statements.is_empty() {
+        return Ok(Vec::new());
+    }
     tokio::task::spawn_blocking(move || db.run(&statements, &limits))
         .await
         .map_err(|e| BindingError::Internal(e.to_string()))?
 }
 
-impl SqlHost for &mut SqlCtx {
+impl SqlHost for SqlView<'_> {}
+
+impl HostDatabase for SqlView<'_> {
+    async fn open(&mut self, binding: String) -> Result<Resource<wit::Database>, BindingError> {
+        let (database, limits) = self.ctx.database(&binding)?;
+        self.table
+            .push(DatabaseHandle { database, limits })
+            .map_err(|e| BindingError::Internal(e.to_string()))
+    }
+
     async fn execute(
         &mut self,
-        binding: String,
+        database: Resource<wit::Database>,
         statement: Statement,
     ) -> Result<Results, BindingError> {
-        let database = self.database(&binding)?;
-        let mut results = run_blocking(database, vec![statement]).await?;
+        let mut results = run_blocking(self.opened(&database)?, vec![statement]).await?;
         Ok(results.remove(0))
     }
 
     async fn batch(
         &mut self,
-        binding: String,
+        database: Resource<wit::Database>,
         statements: Vec<Statement>,
     ) -> Result<Vec<Results>, BindingError> {
-        let database = self.database(&binding)?;
-        if statements.is_empty() {
-            return Ok(Vec::new());
-        }
-        run_blocking(database, statements).await
+        run_blocking(self.opened(&database)?, statements).await
+    }
+
+    async fn drop(&mut self, database: Resource<wit::Database>) -> wasmtime::Result<()> {
+        self.table.delete(database)?;
+        Ok(())
     }
 }

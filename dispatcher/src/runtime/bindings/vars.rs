@@ -118,12 +118,12 @@ pub fn add_to_linker<T: Send + 'static>(
 }
 
 impl VarsHost for &mut VarsCtx {
-    fn get(&mut self, name: String) -> Option<String> {
+    async fn get(&mut self, name: String) -> Option<String> {
         let param = self.params.as_ref().and_then(|p| p.get(&name));
         param.or_else(|| self.plain.get(&name)).cloned()
     }
 
-    fn secret(&mut self, name: String) -> Option<String> {
+    async fn secret(&mut self, name: String) -> Option<String> {
         self.secrets.get(&name).cloned()
     }
 }

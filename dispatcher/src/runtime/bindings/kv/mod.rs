@@ -1,0 +1,291 @@
+//! `kv_namespace` bindings: key-value namespaces of the script's customer
+//! (`platform:worker/kv`, a `namespace` resource opened by binding name). Every row is
+//! keyed by (owner, namespace, key), where the owner is the calling script's customer, so
+//! a namespace name never reaches another customer's data. A namespace exists as soon as
+//! something is put in it. Limits follow Cloudflare KV: keys up to 512 bytes, values up
+//! to 25 MiB. A write on a full disk fails with `limit-exceeded` and changes nothing.
+//! The store itself is `store.rs`.
+
+mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use platform_names::valid_name;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use super::platform::worker::kv::{
+    Host as KvHost, HostNamespace, ListPage, Namespace, add_to_linker as link_kv,
+};
+use super::platform::worker::types::Error as BindingError;
+use super::{
+    Accepted, BindingKind, ScriptBindings, UploadContext, no_such_binding, required_string, spec_of,
+};
+use crate::store::{BindingFields, StoredBinding, sqlite_is_full};
+pub use store::{KvStore, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+
+const MAX_LIST_LIMIT: u32 = 1000;
+
+fn check_key(key: &str) -> Result<(), BindingError> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(BindingError::Invalid(format!(
+            "a key is 1 to {MAX_KEY_BYTES} bytes; this one is {}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The namespace a binding call works on: the store, the owner and the namespace name.
+pub(super) struct Target {
+    kv: Arc<KvStore>,
+    owner: String,
+    namespace: String,
+}
+
+impl Target {
+    /// Runs a blocking KV operation off the async threads.
+    async fn run<T: Send + 'static>(
+        self,
+        work: impl FnOnce(&KvStore, &str, &str) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, BindingError> {
+        tokio::task::spawn_blocking(move || work(&self.kv, &self.owner, &self.namespace))
+            .await
+            .map_err(|e| BindingError::Internal(e.to_string()))?
+            .map_err(|e| {
+                tracing::error!(error = %e, "kv store error");
+                if sqlite_is_full(&e) {
+                    BindingError::LimitExceeded(
+                        "the platform's storage is full; nothing was written".into(),
+                    )
+                } else {
+                    BindingError::Internal("the KV store failed".into())
+                }
+            })
+    }
+}
+
+impl Target {
+    pub(super) async fn get(self, key: String) -> Result<Option<Vec<u8>>, BindingError> {
+        check_key(&key)?;
+        self.run(move |kv, owner, ns| kv.get(owner, ns, &key)).await
+    }
+
+    pub(super) async fn put(
+        self,
+        key: String,
+        value: Vec<u8>,
+        expiration_ttl: Option<u64>,
+    ) -> Result<(), BindingError> {
+        check_key(&key)?;
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(BindingError::LimitExceeded(format!(
+                "a value is at most {MAX_VALUE_BYTES} bytes; this one is {}",
+                value.len()
+            )));
+        }
+        if expiration_ttl == Some(0) {
+            return Err(BindingError::Invalid(
+                "expiration-ttl must be at least 1 second".into(),
+            ));
+        }
+        self.run(move |kv, owner, ns| kv.put(owner, ns, &key, &value, expiration_ttl))
+            .await
+    }
+
+    pub(super) async fn delete(self, key: String) -> Result<(), BindingError> {
+        check_key(&key)?;
+        self.run(move |kv, owner, ns| kv.delete(owner, ns, &key))
+            .await
+    }
+
+    pub(super) async fn list(
+        self,
+        prefix: Option<String>,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<ListPage, BindingError> {
+        let limit = limit.unwrap_or(MAX_LIST_LIMIT).clamp(1, MAX_LIST_LIMIT);
+        let prefix = prefix.unwrap_or_default();
+        self.run(move |kv, owner, ns| kv.list(owner, ns, &prefix, cursor.as_deref(), limit))
+            .await
+    }
+}
+
+/// The `kv_namespace` binding unit: `{"type": "kv_namespace", "name": "CACHE",
+/// "namespace": "cache"}`; the namespace is the owner's own and comes into being on first
+/// use.
+pub struct KvNamespace;
+
+impl BindingKind for KvNamespace {
+    fn kind(&self) -> &'static str {
+        "kv_namespace"
+    }
+
+    fn accept(
+        &self,
+        _name: &str,
+        fields: &BindingFields,
+        _upload: &UploadContext<'_>,
+    ) -> Result<Accepted, String> {
+        let namespace = required_string(fields, "namespace")?;
+        if !valid_name(namespace) {
+            return Err(format!(
+                "invalid namespace name `{namespace}` (use 1-63 of a-z, 0-9 and -)"
+            ));
+        }
+        Ok(Accepted {
+            spec: spec_of("namespace", namespace),
+            secret: None,
+        })
+    }
+
+    fn resolve(&self, binding: StoredBinding, into: &mut ScriptBindings) {
+        if let Some(serde_json::Value::String(namespace)) = binding.spec.get("namespace") {
+            Arc::make_mut(&mut into.kv.namespaces).insert(binding.name, namespace.clone());
+        }
+    }
+}
+
+/// A script's KV namespaces by binding name, and whose data they are.
+#[derive(Default)]
+pub struct KvNamespaces {
+    owner: Arc<str>,
+    namespaces: Arc<HashMap<String, String>>,
+}
+
+impl KvNamespaces {
+    pub fn owned_by(owner: &str) -> KvNamespaces {
+        KvNamespaces {
+            owner: owner.into(),
+            namespaces: Arc::default(),
+        }
+    }
+}
+
+/// One run's view of KV: the store and the script's namespaces.
+pub struct KvCtx {
+    kv: Arc<KvStore>,
+    owner: Arc<str>,
+    namespaces: Arc<HashMap<String, String>>,
+}
+
+impl KvCtx {
+    pub fn new(kv: &Arc<KvStore>, bindings: &KvNamespaces) -> KvCtx {
+        KvCtx {
+            kv: kv.clone(),
+            owner: bindings.owner.clone(),
+            namespaces: bindings.namespaces.clone(),
+        }
+    }
+
+    /// The customer namespace behind the script's KV binding `binding`.
+    pub(super) fn target(&self, binding: &str) -> Result<Target, BindingError> {
+        let namespace = self
+            .namespaces
+            .get(binding)
+            .ok_or_else(|| no_such_binding("kv_namespace", binding))?;
+        Ok(Target {
+            kv: self.kv.clone(),
+            owner: self.owner.to_string(),
+            namespace: namespace.clone(),
+        })
+    }
+}
+
+/// An opened namespace: the customer namespace its binding named.
+pub struct NamespaceHandle {
+    namespace: String,
+}
+
+/// What the `kv` interface is linked with: this run's KV context and its resources.
+pub struct KvView<'a> {
+    pub ctx: &'a mut KvCtx,
+    pub table: &'a mut ResourceTable,
+}
+
+impl KvView<'_> {
+    fn target_of(&self, namespace: &Resource<Namespace>) -> Result<Target, BindingError> {
+        let handle = self
+            .table
+            .get(namespace)
+            .map_err(|e| BindingError::Internal(e.to_string()))?;
+        Ok(Target {
+            kv: self.ctx.kv.clone(),
+            owner: self.ctx.owner.to_string(),
+            namespace: handle.namespace.clone(),
+        })
+    }
+}
+
+struct HasKv;
+
+impl HasData for HasKv {
+    type Data<'a> = KvView<'a>;
+}
+
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> KvView<'_>,
+) -> wasmtime::Result<()> {
+    link_kv::<T, HasKv>(linker, get)
+}
+
+impl KvHost for KvView<'_> {}
+
+impl HostNamespace for KvView<'_> {
+    async fn open(&mut self, binding: String) -> Result<Resource<Namespace>, BindingError> {
+        let target = self.ctx.target(&binding)?;
+        let handle = NamespaceHandle {
+            namespace: target.namespace,
+        };
+        self.table
+            .push(handle)
+            .map_err(|e| BindingError::Internal(e.to_string()))
+    }
+
+    async fn get(
+        &mut self,
+        namespace: Resource<Namespace>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, BindingError> {
+        self.target_of(&namespace)?.get(key).await
+    }
+
+    async fn put(
+        &mut self,
+        namespace: Resource<Namespace>,
+        key: String,
+        value: Vec<u8>,
+        expiration_ttl: Option<u64>,
+    ) -> Result<(), BindingError> {
+        self.target_of(&namespace)?
+            .put(key, value, expiration_ttl)
+            .await
+    }
+
+    async fn delete(
+        &mut self,
+        namespace: Resource<Namespace>,
+        key: String,
+    ) -> Result<(), BindingError> {
+        self.target_of(&namespace)?.delete(key).await
+    }
+
+    async fn list(
+        &mut self,
+        namespace: Resource<Namespace>,
+        prefix: Option<String>,
+        cursor: Option<String>,
+        limit: Option<u32>,
+    ) -> Result<ListPage, BindingError> {
+        self.target_of(&namespace)?
+            .list(prefix, cursor, limit)
+            .await
+    }
+
+    async fn drop(&mut self, namespace: Resource<Namespace>) -> wasmtime::Result<()> {
+        self.table.delete(namespace)?;
+        Ok(())
+    }
+}
