@@ -37,7 +37,7 @@ impl FromRequestParts<AppState> for Customer {
             .and_then(|v| v.to_str().ok())
             .ok_or(ApiError::Unauthorized)?
             .to_string();
-        let store = state.deployer.store.clone();
+        let store = state.store.clone();
         let found = blocking(move || Ok(store.authenticate(&token)?)).await?;
         found.map(Customer).ok_or(ApiError::Unauthorized)
     }

@@ -9,11 +9,9 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt as _;
 
 use super::AppState;
 use super::error::ApiError;
-use super::upload::is_length_limit;
 use crate::runtime::LoadedScript;
 use crate::store::CUSTOMER_NAMESPACE;
 use platform_names::valid_name;
@@ -71,7 +69,7 @@ pub fn find(
     name: &str,
     not_found: impl FnOnce() -> ApiError,
 ) -> Result<Arc<LoadedScript>, ApiError> {
-    let index = &state.deployer.runtime.index;
+    let index = &state.runtime.index;
     index
         .get(namespace, name)
         .ok_or_else(|| match index.unavailable(namespace, name) {
@@ -108,15 +106,7 @@ pub async fn run(
         .path_and_query(path_and_query)
         .build()
         .map_err(|e| ApiError::BadRequest(format!("invalid request target: {e}")))?;
-    let body = body.map_err(|e| {
-        if is_length_limit(&e) {
-            wasmtime_wasi_http::Error::HttpRequestBodySize(None)
-        } else {
-            wasmtime_wasi_http::Error::HttpRequestDenied
-        }
-    });
     let response = state
-        .deployer
         .runtime
         .invoke(script, hyper::Request::from_parts(parts, body))
         .await?;

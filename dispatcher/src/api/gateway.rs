@@ -28,7 +28,7 @@ use super::sessions::{CredentialsKey, Remembered, Session};
 use super::sign_in_limit::SignInLimit;
 use super::{AppState, dispatch};
 use crate::identity;
-use crate::runtime::{LoadedScript, host_body};
+use crate::runtime::LoadedScript;
 use crate::store::PLATFORM_NAMESPACE;
 
 /// The headers that carry a session's identity downstream.
@@ -194,9 +194,9 @@ async fn verify_session(state: &AppState, headers: &HeaderMap) -> Result<Verifie
         }
     }
     let ask = ask
-        .body(host_body(Bytes::new()))
+        .body(http_body_util::Full::new(Bytes::new()))
         .map_err(|e| ApiError::BadRequest(format!("invalid credentials header: {e}")))?;
-    let answer = state.deployer.runtime.invoke(auth, ask).await?;
+    let answer = state.runtime.invoke(auth, ask).await?;
     let status = answer.status();
     if status == http::StatusCode::UNAUTHORIZED {
         return Ok(Verified::NoSession);

@@ -34,13 +34,18 @@ use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::deploy::Deployer;
+use crate::runtime::Runtime;
+use crate::store::Store;
 use error::ApiError;
 use sessions::SessionCache;
 pub use sign_in_limit::SignInLimit;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// Uploads and deletes (the store and the runtime's index changed together).
     pub deployer: Deployer,
+    pub runtime: Arc<Runtime>,
+    pub store: Arc<Store>,
     pub config: Arc<Config>,
     /// The gateway's memory of verified sessions.
     pub sessions: Arc<SessionCache>,
@@ -53,6 +58,8 @@ pub struct AppState {
 impl AppState {
     pub fn new(deployer: Deployer, config: Config, operator_key: String) -> AppState {
         AppState {
+            runtime: deployer.runtime.clone(),
+            store: deployer.store.clone(),
             deployer,
             operator_key: operator_key.into(),
             sessions: Arc::new(SessionCache::new(config.session_cache())),

@@ -33,6 +33,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.deployer.runtime.render_metrics(),
+        state.runtime.render_metrics(),
     )
 }

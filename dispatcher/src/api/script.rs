@@ -110,7 +110,7 @@ pub async fn get_script(
     Customer(customer): Customer,
 ) -> Result<Response, ApiError> {
     check_name(&name)?;
-    let store = state.deployer.store.clone();
+    let store = state.store.clone();
     let not_found = ApiError::ScriptNotFound(name.clone());
     let record =
         blocking(move || Ok(store.get_script(CUSTOMER_NAMESPACE, &name, Some(&customer.id))?))
@@ -179,7 +179,7 @@ pub async fn list_scripts(
     let filter: TagFilter = serde_html_form::from_str(query.as_deref().unwrap_or_default())
         .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     let tags = filter.tag;
-    let store = state.deployer.store.clone();
+    let store = state.store.clone();
     let records =
         blocking(move || Ok(store.list_scripts(CUSTOMER_NAMESPACE, Some(&customer.id), &tags)?))
             .await?;
@@ -212,8 +212,8 @@ pub async fn put_tags(
         ApiError::BadRequest(format!("the body must be a JSON array of strings: {e}"))
     })?;
     validate_tags(&tags)?;
-    let _writer = state.deployer.runtime.index.writer.lock().await;
-    let store = state.deployer.store.clone();
+    let _writer = state.deployer.lock_changes().await;
+    let store = state.store.clone();
     let not_found = ApiError::ScriptNotFound(name.clone());
     let record =
         blocking(move || Ok(store.set_tags(CUSTOMER_NAMESPACE, &name, &customer.id, &tags)))

@@ -42,14 +42,14 @@ pub async fn customer_tail(
     Path(name): Path<String>,
     Customer(customer): Customer,
 ) -> Result<Response, ApiError> {
-    let store = state.deployer.store.clone();
+    let store = state.store.clone();
     let (script, owner) = (name.clone(), customer.id.clone());
     let found =
         blocking(move || Ok(store.get_script(CUSTOMER_NAMESPACE, &script, Some(&owner))?)).await?;
     if found.is_none() {
         return Err(ApiError::ScriptNotFound(name));
     }
-    let tail = state.deployer.runtime.tails.subscribe(TailScope::Script {
+    let tail = state.runtime.tails.subscribe(TailScope::Script {
         namespace: CUSTOMER_NAMESPACE.into(),
         name,
         customer_id: Some(customer.id),
@@ -101,7 +101,7 @@ pub async fn operator_tail(
             if namespace != CUSTOMER_NAMESPACE && namespace != PLATFORM_NAMESPACE {
                 return Err(ApiError::BadRequest(format!("no namespace `{namespace}`")));
             }
-            let store = state.deployer.store.clone();
+            let store = state.store.clone();
             let (ns, script) = (namespace.clone(), name.clone());
             let record = blocking(move || Ok(store.get_script(&ns, &script, None)?))
                 .await?
@@ -113,7 +113,7 @@ pub async fn operator_tail(
             }
         }
     };
-    Ok(stream(state.deployer.runtime.tails.subscribe(scope)))
+    Ok(stream(state.runtime.tails.subscribe(scope)))
 }
 
 /// The events of `tail` as an event stream; it ends when the client goes away.

@@ -40,16 +40,10 @@ pub async fn usage(
 ) -> Result<Response, ApiError> {
     let since =
         parse_since(query.since.as_deref(), SystemTime::now()).map_err(ApiError::BadRequest)?;
-    let store = state.deployer.store.clone();
+    let store = state.store.clone();
     let id = customer.id.clone();
     let mut rows = blocking(move || Ok(store.usage(Some(&id), since)?)).await?;
-    rows.extend(
-        state
-            .deployer
-            .runtime
-            .usage
-            .pending(Some(&customer.id), since),
-    );
+    rows.extend(state.runtime.usage.pending(Some(&customer.id), since));
     Ok(ok(
         StatusCode::OK,
         serde_json::json!({ "since": since, "scripts": per_script(rows) }),

@@ -7,7 +7,6 @@ use clap::Subcommand;
 use http_body_util::BodyExt as _;
 
 use crate::config::Config;
-use crate::runtime::host_body;
 use crate::store::PLATFORM_NAMESPACE;
 
 #[derive(Subcommand)]
@@ -39,7 +38,7 @@ pub async fn run(data: &std::path::Path, command: PlatformCommand) -> anyhow::Re
         .header("x-user-id", "operator")
         .header("x-user-role", "admin")
         .header("x-app-key", "default")
-        .body(host_body(Bytes::from(body)))?;
+        .body(http_body_util::Full::new(Bytes::from(body)))?;
     let response = deployer.runtime.invoke(auth, request).await?;
     let status = response.status();
     let answer = response.into_body().collect().await?.to_bytes();

@@ -237,6 +237,12 @@ impl Deployer {
         .await
     }
 
+    /// Holds off every other change to scripts (uploads, deletes, reloads) while a change
+    /// that is no upload (tags) is committed.
+    pub async fn lock_changes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.runtime.index.writer.lock().await
+    }
+
     /// Re-reads every script from the store (after another process changed it).
     pub async fn sync_from_store(&self) -> Result<(), DeployError> {
         let _writer = self.runtime.index.writer.lock().await;

@@ -84,21 +84,56 @@ pub struct RunFailure {
 /// Extra context of one run: the params an outbound worker sees as vars.
 pub type WorkerParams = Option<Arc<BTreeMap<String, String>>>;
 
+/// A script's response body as the runtime hands it out: the bytes as the guest writes
+/// them, and an error when the run failed before finishing it.
+pub struct ScriptBody(HyperOutgoingBody);
+
+/// Why a script's response body ended early (its run failed or was stopped).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ScriptBodyError(String);
+
+impl Body for ScriptBody {
+    type Data = Bytes;
+    type Error = ScriptBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ScriptBodyError>>> {
+        Pin::new(&mut self.0)
+            .poll_frame(cx)
+            .map_err(|error| ScriptBodyError(error.to_string()))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
+}
+
 impl Runtime {
-    /// Runs an eyeball's `request` through `script` and returns its response.
+    /// Runs an eyeball's (or the host's own) `request` through `script` and returns its
+    /// response. A request body cut off at a length limit reaches the guest as a body too
+    /// large; any other body error as a request denied.
     pub async fn invoke<B>(
         self: &Arc<Self>,
         script: Arc<LoadedScript>,
         request: hyper::Request<B>,
-    ) -> Result<hyper::Response<HyperOutgoingBody>, RunFailure>
+    ) -> Result<hyper::Response<ScriptBody>, RunFailure>
     where
         B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
+        let request = request.map(|body| body.map_err(request_body_error).boxed_unsync());
         let budget = Budget::root(script.limits);
-        self.run(script, request, budget, None, Entry::Outside)
-            .await
+        let response = self
+            .run(script, request, budget, None, Entry::Outside)
+            .await?;
+        Ok(response.map(ScriptBody))
     }
 
     /// A script's outgoing request handed to another script (a service binding's callee
@@ -371,9 +406,18 @@ fn log_console(
     console.lines
 }
 
-/// A whole request body the host itself sends a script (the gateway's session check,
-/// the CLI's calls to first-party services).
-pub fn host_body(bytes: Bytes) -> impl Body<Data = Bytes, Error = wasmtime_wasi_http::Error> {
-    http_body_util::Full::new(bytes)
-        .map_err(|never: std::convert::Infallible| -> wasmtime_wasi_http::Error { match never {} })
+/// What the guest is told of a request body that failed: too large when it was cut off
+/// at a length limit (`http_body_util::Limited`), else denied.
+fn request_body_error(
+    error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> wasmtime_wasi_http::Error {
+    let error = error.into();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return wasmtime_wasi_http::Error::HttpRequestBodySize(None);
+        }
+        source = error.source();
+    }
+    wasmtime_wasi_http::Error::HttpRequestDenied
 }

@@ -39,7 +39,7 @@ pub use compose::{ComposeError, PlatformModule};
 pub use engine::EngineLimits;
 pub use host::Host;
 pub use index::{LoadedScript, ScriptIndex};
-pub use invoke::{InvokeError, RunFailure, host_body};
+pub use invoke::{InvokeError, RunFailure, ScriptBody, ScriptBodyError};
 pub use limits::Limits;
 pub use outbound::{AddressPolicy, AllowList};
 pub use validate::{CodeLimits, ValidateError};

@@ -1,5 +1,6 @@
-//! `d1` bindings: one SQLite file per (customer, database) under `d1/<owner>/<name>.sqlite`
-//! in the data directory, opened by the host only and created on first use.
+//! The customer databases behind `d1` bindings: one SQLite file per (customer, database)
+//! under `d1/<owner>/<name>.sqlite` in the data directory, opened by the host only,
+//! created on first use and kept open.
 //!
 //! Tenants are hostile, so every connection is locked down before a script's SQL runs:
 //! no attached databases (`SQLITE_LIMIT_ATTACHED = 0`, which also stops `VACUUM INTO`),
@@ -15,24 +16,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use platform_names::valid_name;
 use rusqlite::config::DbConfig;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, params_from_iter};
 
-use platform_names::valid_name;
-use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
-
-use super::platform::worker::sql::{
-    self as wit, Host as SqlHost, HostDatabase, Results, Statement, Value,
-    add_to_linker as link_sql,
-};
-use super::platform::worker::types::Error as BindingError;
-use super::{
-    Accepted, BindingKind, ScriptBindings, UploadContext, no_such_binding, required_string, spec_of,
-};
-use crate::store::{BindingFields, StoredBinding, sqlite_is_full};
+use super::super::platform::worker::sql::{Results, Statement, Value};
+use super::super::platform::worker::types::Error as BindingError;
+use crate::store::sqlite_is_full;
 
 /// Limits every database and statement is held to.
 #[derive(Debug, Clone)]
@@ -63,11 +56,11 @@ const ALLOWED_PRAGMAS: &[&str] = &[
 /// Every customer database, opened on first use and kept open.
 pub struct SqlDatabases {
     dir: PathBuf,
-    limits: SqlLimits,
+    pub(super) limits: SqlLimits,
     open: Mutex<HashMap<(String, String), Arc<Database>>>,
 }
 
-pub(super) struct Database {
+pub struct Database {
     conn: Mutex<Connection>,
     /// Milliseconds since `epoch` after which the running statement is interrupted.
     deadline_ms: Arc<AtomicU64>,
@@ -85,7 +78,7 @@ impl SqlDatabases {
         }
     }
 
-    fn database(&self, owner: &str, name: &str) -> Result<Arc<Database>, BindingError> {
+    pub(super) fn database(&self, owner: &str, name: &str) -> Result<Arc<Database>, BindingError> {
         if !valid_name(name)
             || !owner
                 .bytes()
@@ -146,7 +139,7 @@ impl Database {
 
     /// Runs one statement on its own, or several in one transaction that commits only
     /// when every statement succeeded.
-    fn run(
+    pub(super) fn run(
         &self,
         statements: &[Statement],
         limits: &SqlLimits,
@@ -313,170 +306,4 @@ fn sql_error(error: rusqlite::Error, index: Option<usize>) -> BindingError {
 fn internal(what: &str, error: &dyn std::fmt::Display) -> BindingError {
     tracing::error!(%error, "sql: cannot {what}");
     BindingError::Internal(format!("cannot {what}"))
-}
-
-/// The `d1` binding unit: `{"type": "d1", "name": "DB", "database": "app"}`; the
-/// database is the owner's own and is created on first use.
-pub struct D1;
-
-impl BindingKind for D1 {
-    fn kind(&self) -> &'static str {
-        "d1"
-    }
-
-    fn accept(
-        &self,
-        _name: &str,
-        fields: &BindingFields,
-        _upload: &UploadContext<'_>,
-    ) -> Result<Accepted, String> {
-        let database = required_string(fields, "database")?;
-        if !valid_name(database) {
-            return Err(format!(
-                "invalid database name `{database}` (use 1-63 of a-z, 0-9 and -)"
-            ));
-        }
-        Ok(Accepted {
-            spec: spec_of("database", database),
-            secret: None,
-        })
-    }
-
-    fn resolve(&self, binding: StoredBinding, into: &mut ScriptBindings) {
-        if let Some(serde_json::Value::String(database)) = binding.spec.get("database") {
-            Arc::make_mut(&mut into.sql.databases).insert(binding.name, database.clone());
-        }
-    }
-}
-
-/// A script's databases by binding name, and whose data they are.
-#[derive(Default)]
-pub struct Databases {
-    owner: Arc<str>,
-    databases: Arc<HashMap<String, String>>,
-}
-
-impl Databases {
-    pub fn owned_by(owner: &str) -> Databases {
-        Databases {
-            owner: owner.into(),
-            databases: Arc::default(),
-        }
-    }
-}
-
-/// One run's view of SQL: the open databases and the script's bindings.
-pub struct SqlCtx {
-    sql: Arc<SqlDatabases>,
-    owner: Arc<str>,
-    databases: Arc<HashMap<String, String>>,
-}
-
-impl SqlCtx {
-    pub fn new(sql: &Arc<SqlDatabases>, bindings: &Databases) -> SqlCtx {
-        SqlCtx {
-            sql: sql.clone(),
-            owner: bindings.owner.clone(),
-            databases: bindings.databases.clone(),
-        }
-    }
-
-    /// The customer database behind the script's `d1` binding `binding`, and its limits.
-    pub(super) fn database(
-        &self,
-        binding: &str,
-    ) -> Result<(Arc<Database>, SqlLimits), BindingError> {
-        let name = self
-            .databases
-            .get(binding)
-            .ok_or_else(|| no_such_binding("d1", binding))?;
-        Ok((
-            self.sql.database(&self.owner, name)?,
-            self.sql.limits.clone(),
-        ))
-    }
-}
-
-/// An opened database.
-pub struct DatabaseHandle {
-    database: Arc<Database>,
-    limits: SqlLimits,
-}
-
-/// What the `sql` interface is linked with: this run's SQL context and its resources.
-pub struct SqlView<'a> {
-    pub ctx: &'a mut SqlCtx,
-    pub table: &'a mut ResourceTable,
-}
-
-impl SqlView<'_> {
-    fn opened(
-        &self,
-        database: &Resource<wit::Database>,
-    ) -> Result<(Arc<Database>, SqlLimits), BindingError> {
-        let handle = self
-            .table
-            .get(database)
-            .map_err(|e| BindingError::Internal(e.to_string()))?;
-        Ok((handle.database.clone(), handle.limits.clone()))
-    }
-}
-
-struct HasSql;
-
-impl HasData for HasSql {
-    type Data<'a> = SqlView<'a>;
-}
-
-pub fn add_to_linker<T: Send + 'static>(
-    linker: &mut Linker<T>,
-    get: fn(&mut T) -> SqlView<'_>,
-) -> wasmtime::Result<()> {
-    link_sql::<T, HasSql>(linker, get)
-}
-
-/// Runs statements on the blocking pool.
-pub(super) async fn run_blocking(
-    (db, limits): (Arc<Database>, SqlLimits),
-    statements: Vec<Statement>,
-) -> Result<Vec<Results>, BindingError> {
-    if statements.is_empty() {
-        return Ok(Vec::new());
-    }
-    tokio::task::spawn_blocking(move || db.run(&statements, &limits))
-        .await
-        .map_err(|e| BindingError::Internal(e.to_string()))?
-}
-
-impl SqlHost for SqlView<'_> {}
-
-impl HostDatabase for SqlView<'_> {
-    async fn open(&mut self, binding: String) -> Result<Resource<wit::Database>, BindingError> {
-        let (database, limits) = self.ctx.database(&binding)?;
-        self.table
-            .push(DatabaseHandle { database, limits })
-            .map_err(|e| BindingError::Internal(e.to_string()))
-    }
-
-    async fn execute(
-        &mut self,
-        database: Resource<wit::Database>,
-        statement: Statement,
-    ) -> Result<Results, BindingError> {
-        let mut results = run_blocking(self.opened(&database)?, vec![statement]).await?;
-        Ok(results.remove(0))
-    }
-
-    async fn batch(
-        &mut self,
-        database: Resource<wit::Database>,
-        statements: Vec<Statement>,
-    ) -> Result<Vec<Results>, BindingError> {
-        run_blocking(self.opened(&database)?, statements).await
-    }
-
-    async fn drop(&mut self, database: Resource<wit::Database>) -> wasmtime::Result<()> {
-        self.table.delete(database)?;
-        Ok(())
-    }
 }
