@@ -4,12 +4,12 @@
 use std::fmt;
 
 use crate::bindings::{types, vars};
-use crate::{Kv, Service, Sql};
+use crate::{Bucket, Kv, Service, Sql};
 
 /// The bindings of the script, by name, as configured on the platform.
 ///
-/// Handles ([`Kv`], [`Sql`], [`Service`]) are cheap to make: they only hold the name, and
-/// a missing binding shows up as a [`BindingErrorKind::NoSuchBinding`] error on use.
+/// Handles ([`Kv`], [`Sql`], [`Bucket`], [`Service`]) are cheap to make: they only hold
+/// the name, and a missing binding shows up as a [`BindingErrorKind::NoSuchBinding`] error on use.
 ///
 /// ```ignore
 /// let greeting = env.var("GREETING").unwrap_or_default();
@@ -45,6 +45,11 @@ impl Env {
         Sql::new(name)
     }
 
+    /// The `r2_bucket` binding `name`: an object-storage bucket.
+    pub fn bucket(&self, name: &str) -> Bucket {
+        Bucket::new(name)
+    }
+
     /// The `service` binding `name`: another script, called over HTTP.
     pub fn service(&self, name: &str) -> Service {
         Service::new(name)
@@ -58,13 +63,13 @@ pub enum BindingErrorKind {
     NoSuchBinding,
     /// The platform refused the call (a key too long, a statement that is not allowed).
     Invalid,
-    /// A limit was reached (size, time, count).
+    /// A limit was reached (size, time, count, the storage quota).
     LimitExceeded,
     /// The call failed on the platform's side.
     Internal,
 }
 
-/// A KV or SQL call the platform refused or failed, found inside the [`Error`](crate::Error)
+/// A KV, SQL or R2 call the platform refused or failed, found inside the [`Error`](crate::Error)
 /// those calls return; get it back with `err.downcast_ref::<BindingError>()`.
 ///
 /// Its message names the call, the binding, the kind and the platform's explanation,

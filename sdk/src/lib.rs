@@ -1,9 +1,10 @@
 //! The guest-side SDK for scripts: write one `async fn` marked [`#[sdk::fetch]`](fetch) and
 //! build the crate as a `cdylib` for `wasm32-wasip2`; the platform runs it for every
 //! request. Bindings of the script reach it through [`Env`]: plain-text variables and
-//! secrets, KV namespaces ([`Kv`]), SQLite databases ([`Sql`]) and other scripts
-//! ([`Service`]). [`Context::wait_until`] runs work after the response is sent, [`log`]
-//! writes to the script's log and [`Router`] dispatches on method and path.
+//! secrets, KV namespaces ([`Kv`]), SQLite databases ([`Sql`]), object-storage buckets
+//! ([`Bucket`]) and other scripts ([`Service`]). [`Context::wait_until`] runs work after
+//! the response is sent, [`log`] writes to the script's log and [`Router`] dispatches on
+//! method and path.
 //!
 //! ```ignore
 //! use sdk::{Context, Env, Request, Response, Result};
@@ -24,8 +25,8 @@
 //! }
 //! ```
 //!
-//! `examples/everything` adds a secret and a service call; `examples/kv` and
-//! `examples/sql` use the [`Router`].
+//! `examples/everything` adds a secret and a service call; `examples/kv`,
+//! `examples/sql` and `examples/r2` use the [`Router`].
 //!
 //! The crate's `Cargo.toml` declares `[lib] crate-type = ["cdylib"]` and depends on `sdk`
 //! alone; `cargo build --target wasm32-wasip2` produces the component to upload.
@@ -40,6 +41,7 @@ mod context;
 mod env;
 pub mod kv;
 pub mod log;
+pub mod r2;
 mod request;
 mod response;
 mod router;
@@ -53,6 +55,7 @@ pub use env::{BindingError, BindingErrorKind, Env};
 pub use kv::Kv;
 /// The names host and guests agree on (binding, script and bucket names, platform headers).
 pub use platform_names as names;
+pub use r2::Bucket;
 pub use request::{RequestExt, json};
 pub use response::Response;
 pub use router::{RouteContext, Router};

@@ -1,7 +1,7 @@
 //! Comments on a ticket: adding one (by the ticket's owner or an admin, while the ticket
 //! is open) and reading a ticket's comments in order.
 
-use platform_kit::{self as kit, ApiError, Caller};
+use platform_kit::{self as kit, Caller};
 use sdk::{Request, Response, Result, RouteContext, Sql, Statement, params};
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +36,7 @@ pub async fn add(mut req: Request, route: RouteContext) -> Result<Response> {
     let db = schema::database(&route.env)?;
     let ticket = tickets::visible(&db, &caller, &ticket_id)?;
     if ticket.status != OPEN {
-        return Err(ticket_closed());
+        return Err(tickets::closed());
     }
     let comment = Comment {
         id: kit::id("cmt_"),
@@ -71,7 +71,7 @@ pub async fn add(mut req: Request, route: RouteContext) -> Result<Response> {
         .first()
         .is_none_or(|insert| insert.rows_written == 0)
     {
-        return Err(ticket_closed());
+        return Err(tickets::closed());
     }
     kit::created(&serde_json::json!({ "comment": comment }))
 }
@@ -82,12 +82,4 @@ pub fn of_ticket(db: &Sql, ticket_id: &str) -> Result<Vec<Comment>> {
         "SELECT * FROM comments WHERE ticket_id = ? ORDER BY created_at, rowid",
         params![ticket_id],
     )
-}
-
-fn ticket_closed() -> sdk::Error {
-    ApiError::Conflict {
-        code: "ticket_closed",
-        message: "the ticket is closed".into(),
-    }
-    .into()
 }

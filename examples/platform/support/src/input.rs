@@ -4,3 +4,5 @@
 pub const MAX_SUBJECT_CHARS: usize = 200;
 /// The most characters a ticket's or a comment's body may have.
 pub const MAX_BODY_CHARS: usize = 20_000;
+/// The most characters an attachment's name may have.
+pub const MAX_ATTACHMENT_NAME_CHARS: usize = 255;

@@ -1,9 +1,11 @@
-//! The `support` service: users open tickets, comment on them and close them; admins see
-//! and act on every ticket. Routes and answers: `examples/platform/README.md`.
+//! The `support` service: users open tickets, comment on them, attach files to them and
+//! close them; admins see and act on every ticket. Routes and answers: `examples/platform/README.md`.
 //!
 //! This file is the entry point and the routing table; the schema is in [`schema`],
-//! tickets in [`tickets`], comments in [`comments`] and input checks in [`input`].
+//! tickets in [`tickets`], comments in [`comments`], attachments (rows in `DB`, bytes in
+//! the `ATTACHMENTS` bucket) in [`attachments`] and input checks in [`input`].
 
+mod attachments;
 mod comments;
 mod input;
 mod schema;
@@ -23,5 +25,10 @@ fn router() -> Router {
         .get("/tickets", tickets::list)
         .get("/tickets/:id", tickets::show)
         .post("/tickets/:id/comments", comments::add)
+        .post("/tickets/:id/attachments", attachments::add)
+        .get(
+            "/tickets/:id/attachments/:attachment_id",
+            attachments::download,
+        )
         .post("/tickets/:id/close", tickets::close)
 }

@@ -5,7 +5,8 @@ use platform_kit as kit;
 use sdk::{Env, Result, Sql};
 
 /// The schema, one entry per version (see `kit::migrate`).
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE tickets (
         id TEXT PRIMARY KEY,
         user_id TEXT NOT NULL,
@@ -27,7 +28,20 @@ const MIGRATIONS: &[&str] = &["
         created_at INTEGER NOT NULL
     );
     CREATE INDEX comments_by_ticket ON comments (ticket_id, created_at)
-"];
+",
+    "
+    CREATE TABLE attachments (
+        id TEXT PRIMARY KEY,
+        ticket_id TEXT NOT NULL REFERENCES tickets(id),
+        user_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        content_type TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX attachments_by_ticket ON attachments (ticket_id, created_at)
+",
+];
 
 /// The `DB` binding, migrated to the latest schema.
 pub fn database(env: &Env) -> Result<Sql> {

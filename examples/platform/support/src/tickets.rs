@@ -1,12 +1,12 @@
 //! Tickets: opening one, the caller's list (every ticket for an admin), one ticket with
-//! its comments, and closing. A ticket is visible to its owner and to admins; to anyone
+//! its comments and attachments, and closing. A ticket is visible to its owner and to admins; to anyone
 //! else it does not exist (`404`).
 
 use platform_kit::{self as kit, ApiError, Caller};
 use sdk::{Request, RequestExt as _, Response, Result, RouteContext, Sql, params};
 use serde::{Deserialize, Serialize};
 
-use crate::{comments, input, schema};
+use crate::{attachments, comments, input, schema};
 
 /// The status of a ticket that takes comments.
 pub const OPEN: &str = "open";
@@ -83,14 +83,19 @@ pub async fn list(req: Request, route: RouteContext) -> Result<Response> {
     kit::ok(&serde_json::json!({ "tickets": tickets }))
 }
 
-/// `GET /tickets/{id}` → `{ticket, comments}`, the comments oldest first.
+/// `GET /tickets/{id}` → `{ticket, comments, attachments}`, both lists oldest first.
 pub async fn show(req: Request, route: RouteContext) -> Result<Response> {
     let caller = Caller::required(&req)?;
     let id = ticket_id(&route)?;
     let db = schema::database(&route.env)?;
     let ticket = visible(&db, &caller, &id)?;
     let comments = comments::of_ticket(&db, &ticket.id)?;
-    kit::ok(&serde_json::json!({ "ticket": ticket, "comments": comments }))
+    let attachments = attachments::of_ticket(&db, &ticket.id)?;
+    kit::ok(&serde_json::json!({
+        "ticket": ticket,
+        "comments": comments,
+        "attachments": attachments,
+    }))
 }
 
 /// `POST /tickets/{id}/close` → `{ticket}`, now closed; closing a closed ticket changes
@@ -117,6 +122,15 @@ pub fn visible(db: &Sql, caller: &Caller, id: &str) -> Result<Ticket> {
         .first::<Ticket>("SELECT * FROM tickets WHERE id = ?", params![id])?
         .filter(|ticket| caller.is_admin() || ticket.user_id == caller.user_id);
     Ok(ticket.ok_or_else(|| ApiError::not_found(format!("ticket `{id}`")))?)
+}
+
+/// `409 ticket_closed`: what adding to a closed ticket answers.
+pub fn closed() -> sdk::Error {
+    ApiError::Conflict {
+        code: "ticket_closed",
+        message: "the ticket is closed".into(),
+    }
+    .into()
 }
 
 /// The well-formed ticket id of the path.
