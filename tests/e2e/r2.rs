@@ -2,7 +2,8 @@
 //! their content type and metadata, ranges (`206`, `416`), conditional gets (`304`),
 //! delimited listings and deletes of many; a 200 MiB object streamed both ways while the
 //! server's memory stays flat; each customer's bucket names reach only its own objects;
-//! the storage quota stores nothing partial; bad bucket names and keys are refused.
+//! the storage quota stores nothing partial; a server killed mid-put keeps the old object
+//! and sweeps the half-written one; bad bucket names and keys are refused.
 
 use std::io::Read;
 use std::time::Duration;
@@ -393,4 +394,42 @@ fn r2_a_bad_bucket_name_is_refused_at_upload_and_changes_nothing() {
         get(&server, "/files/kept.txt", &[]).text().unwrap(),
         "still here"
     );
+}
+
+#[test]
+fn r2_a_server_killed_during_a_put_keeps_the_old_object_and_leaves_nothing_behind() {
+    use std::io::Write as _;
+
+    let server = Server::start();
+    with_files(&server, "acme", "r2");
+    assert_eq!(put(&server, "/files/doc", "the old version").status(), 201);
+
+    // A put of 8 MiB whose client sends 1 MiB and then waits.
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let head = format!(
+        "PUT /dispatch/r2/files/doc HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {}\r\n\r\n",
+        8 * MIB
+    );
+    client.write_all(head.as_bytes()).unwrap();
+    client.write_all(&vec![b'n'; MIB]).unwrap();
+    let tmp = server.data_dir().join("r2").join("tmp");
+    let pending = || std::fs::read_dir(&tmp).map_or(0, |dir| dir.count());
+    assert!(
+        crate::harness::eventually(Duration::from_secs(10), || pending() > 0),
+        "the put never reached the store"
+    );
+
+    let (data, _temp) = server.stop(); // SIGKILL, mid-put
+    let server = Server::start_in(&data, &[]);
+    let read = get(&server, "/files/doc", &[]);
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.text().unwrap(), "the old version");
+    assert_eq!(pending(), 0, "the half-written put was left in r2/tmp");
+    // Only the old object's blob is stored.
+    let blobs: usize = std::fs::read_dir(data.join("r2").join("objects"))
+        .unwrap()
+        .map(|fan| std::fs::read_dir(fan.unwrap().path()).unwrap().count())
+        .sum();
+    assert_eq!(blobs, 1);
+    drop(client);
 }
