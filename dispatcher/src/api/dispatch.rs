@@ -1,7 +1,9 @@
-//! Eyeball traffic: `ANY /dispatch/{name}/{path...}` and host-routed
-//! `{name}.{dispatch_domain}`. Resolves the script in the in-memory index and hands the
-//! request — method, headers, query and streamed body, with the dispatch prefix removed —
-//! to the runtime; the script's response streams back unchanged.
+//! The dispatch pipeline. Three resolvers turn a request into a [`Target`] and the path
+//! its script sees — `ANY /dispatch/{name}/{path...}` (prefix removed), host routing
+//! (`{name}.{dispatch_domain}`, [`for_host`]) and the gateway (a platform service, after
+//! its access checks) — and all three go through [`serve`]: resolve the script in the
+//! in-memory index, hand the request (method, headers, query, streamed body) to the
+//! runtime, answer the script's response (streamed back unchanged) or the error envelope.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::error::ApiError;
 use crate::runtime::LoadedScript;
-use crate::store::CUSTOMER_NAMESPACE;
+use crate::store::{CUSTOMER_NAMESPACE, PLATFORM_NAMESPACE};
 use platform_names::valid_name;
 
 /// `ANY /dispatch/{name}` and `ANY /dispatch/{name}/{*path}`.
@@ -24,11 +26,18 @@ pub async fn by_path(State(state): State<AppState>, request: Request) -> Respons
         Some((name, tail)) => (name.to_string(), format!("/{tail}")),
         None => (rest.to_string(), "/".to_string()),
     };
-    dispatch(&state, &name, &script_path, request).await
+    serve(&state, Target::Customer(&name), &script_path, request).await
 }
 
-/// The script name when `host` is `{name}.{dispatch_domain}` (port ignored).
-pub fn script_for_host<'a>(host: &'a str, dispatch_domain: &str) -> Option<&'a str> {
+/// The resolver of host routing: the customer script a request for
+/// `{name}.{dispatch_domain}` is for, whatever its path.
+pub fn for_host<'a>(host: Option<&'a str>, dispatch_domain: &str) -> Option<Target<'a>> {
+    host.and_then(|host| script_for_host(host, dispatch_domain))
+        .map(Target::Customer)
+}
+
+/// The script name when `host` (lowercase) is `{name}.{dispatch_domain}` (port ignored).
+fn script_for_host<'a>(host: &'a str, dispatch_domain: &str) -> Option<&'a str> {
     let host = host.rsplit_once(':').map_or(host, |(h, port)| {
         if port.bytes().all(|b| b.is_ascii_digit()) {
             h
@@ -40,35 +49,30 @@ pub fn script_for_host<'a>(host: &'a str, dispatch_domain: &str) -> Option<&'a s
     valid_name(name).then_some(name)
 }
 
-/// Runs `request` through script `name` of the customers namespace, with `path` as the
-/// path the script sees.
-pub async fn dispatch(state: &AppState, name: &str, path: &str, request: Request) -> Response {
-    match try_dispatch(state, name, path, request).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
+/// Which script a request runs: a customer's, or one of the platform's own services.
+pub enum Target<'a> {
+    Customer(&'a str),
+    Platform(&'a str),
 }
 
-async fn try_dispatch(
-    state: &AppState,
-    name: &str,
-    path: &str,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let script = find(state, CUSTOMER_NAMESPACE, name, || {
-        ApiError::ScriptNotFound(name.to_string())
-    })?;
-    run(state, script, path, request).await
+/// The one entry of every request to a script — `/dispatch/{name}`, host routing and the
+/// gateway: resolve the target, run the request with `path` as the path the script sees,
+/// and answer its response or the error envelope.
+pub async fn serve(state: &AppState, target: Target<'_>, path: &str, request: Request) -> Response {
+    let served = match resolve(state, &target) {
+        Ok(script) => run(state, script, path, request).await,
+        Err(error) => Err(error),
+    };
+    served.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// The ready script `namespace`/`name`; `503 script_unavailable` when it is stored but
-/// could not be loaded, `not_found()` when there is none. Shared with the gateway.
-pub fn find(
-    state: &AppState,
-    namespace: &str,
-    name: &str,
-    not_found: impl FnOnce() -> ApiError,
-) -> Result<Arc<LoadedScript>, ApiError> {
+/// The ready script of `target`; `503 script_unavailable` when it is stored but could
+/// not be loaded, `404` when there is none.
+pub fn resolve(state: &AppState, target: &Target<'_>) -> Result<Arc<LoadedScript>, ApiError> {
+    let (namespace, name) = match *target {
+        Target::Customer(name) => (CUSTOMER_NAMESPACE, name),
+        Target::Platform(name) => (PLATFORM_NAMESPACE, name),
+    };
     let index = &state.runtime.index;
     index
         .get(namespace, name)
@@ -77,13 +81,18 @@ pub fn find(
                 script: name.to_string(),
                 reason: unavailable.reason,
             },
-            None => not_found(),
+            None => match target {
+                Target::Customer(name) => ApiError::ScriptNotFound(name.to_string()),
+                Target::Platform(name) => {
+                    ApiError::NotFound(format!("the `{name}` service is not installed"))
+                }
+            },
         })
 }
 
 /// Runs `request` through `script`, which sees `path` and the request's query; the
-/// body streams in and the script's response streams back. Shared with the gateway.
-pub async fn run(
+/// body streams in and the script's response streams back.
+async fn run(
     state: &AppState,
     script: Arc<LoadedScript>,
     path: &str,

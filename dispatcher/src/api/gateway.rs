@@ -14,7 +14,6 @@
 //! are counted per client address first (`sign_in_limit.rs`).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -23,13 +22,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Limited};
 
+use super::AppState;
+use super::dispatch::{self, Target};
 use super::error::ApiError;
 use super::sessions::{CredentialsKey, Remembered, Session};
 use super::sign_in_limit::SignInLimit;
-use super::{AppState, dispatch};
 use crate::identity;
-use crate::runtime::LoadedScript;
-use crate::store::PLATFORM_NAMESPACE;
 
 /// The headers that carry a session's identity downstream.
 const SESSION_HEADERS: [&str; 3] = [identity::USER_ID, identity::USER_ROLE, identity::APP_KEY];
@@ -152,14 +150,14 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
     if let Some(session) = &session {
         inject_identity(request.headers_mut(), session)?;
     }
-    let script = first_party(state, service)?;
-    let response = forward(state, script, request).await;
+    let path = request.uri().path().to_string();
+    let response = dispatch::serve(state, Target::Platform(service), &path, request).await;
     if let Some(key) = credentials.filter(|_| logging_out) {
         // After `auth` ended the session, so a request racing the logout cannot have
         // put it back.
         state.sessions.forget(key);
     }
-    response
+    Ok(response)
 }
 
 fn sign_in_first() -> ApiError {
@@ -176,15 +174,9 @@ fn inject_identity(headers: &mut HeaderMap, session: &Session) -> Result<(), Api
     Ok(())
 }
 
-fn first_party(state: &AppState, service: &str) -> Result<Arc<LoadedScript>, ApiError> {
-    dispatch::find(state, PLATFORM_NAMESPACE, service, || {
-        ApiError::NotFound(format!("the `{service}` service is not installed"))
-    })
-}
-
 /// Asks `auth` whose session the request's cookie or bearer token is.
 async fn verify_session(state: &AppState, headers: &HeaderMap) -> Result<Verified, ApiError> {
-    let auth = first_party(state, "auth")?;
+    let auth = dispatch::resolve(state, &Target::Platform("auth"))?;
     let mut ask = hyper::Request::builder()
         .method(Method::GET)
         .uri("http://auth/auth/get-session");
@@ -212,14 +204,4 @@ async fn verify_session(state: &AppState, headers: &HeaderMap) -> Result<Verifie
     let envelope: SessionEnvelope = serde_json::from_slice(&body)
         .map_err(|e| ApiError::Internal(format!("auth's session answer: {e}")))?;
     Ok(Verified::Session(envelope.data))
-}
-
-/// Runs `request` through `script` with its path and query unchanged.
-async fn forward(
-    state: &AppState,
-    script: Arc<LoadedScript>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let path = request.uri().path().to_string();
-    dispatch::run(state, script, &path, request).await
 }

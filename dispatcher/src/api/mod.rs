@@ -118,19 +118,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Requests for `{name}.{dispatch_domain}` go to that script whatever their path.
+/// Host routing: a request the host resolver gives a target (`{name}.{dispatch_domain}`)
+/// goes to the dispatch pipeline whatever its path; every other request to the routes.
 async fn host_routing(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let host = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_ascii_lowercase);
-    if let Some(name) = host
-        .as_deref()
-        .and_then(|h| dispatch::script_for_host(h, &state.config.dispatch_domain))
-    {
+    if let Some(target) = dispatch::for_host(host.as_deref(), &state.config.dispatch_domain) {
         let path = request.uri().path().to_string();
-        return dispatch::dispatch(&state, name, &path, request).await;
+        return dispatch::serve(&state, target, &path, request).await;
     }
     next.run(request).await
 }
