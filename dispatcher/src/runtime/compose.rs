@@ -46,12 +46,11 @@ pub enum ComposeError {
     Graph(String),
 }
 
-/// The platform module, parsed once: its exports, its digest, and a composition graph
-/// holding it, cloned for each composition.
+/// The platform module, parsed once: its digest and a composition graph holding it,
+/// cloned for each composition.
 #[derive(Clone)]
 pub struct PlatformModule {
     sha256: String,
-    exports: Vec<String>,
     graph: CompositionGraph,
     package: PackageId,
 }
@@ -60,7 +59,6 @@ impl std::fmt::Debug for PlatformModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PlatformModule")
             .field("sha256", &self.sha256)
-            .field("exports", &self.exports)
             .finish_non_exhaustive()
     }
 }
@@ -74,13 +72,11 @@ impl PlatformModule {
         let package = Package::from_bytes(PLATFORM_MODULE_PACKAGE, None, bytes, graph.types_mut())
             .map_err(|e| invalid(format!("{e:#}")))?;
         let world = &graph.types()[package.ty()];
-        let exports: Vec<String> = world
+        if !world
             .exports
             .keys()
-            .filter(|name| is_platform_module_interface(name))
-            .cloned()
-            .collect();
-        if exports.is_empty() {
+            .any(|name| is_platform_module_interface(name))
+        {
             return Err(invalid(format!(
                 "it exports no `{PLATFORM_MODULE_PACKAGE}/*` interface"
             )));
@@ -97,7 +93,6 @@ impl PlatformModule {
             .map_err(|e| invalid(format!("{e:#}")))?;
         Ok(PlatformModule {
             sha256: sha256_hex(bytes),
-            exports,
             graph,
             package,
         })
@@ -111,11 +106,6 @@ impl PlatformModule {
     /// The SHA-256 of the platform module's bytes (hex).
     pub fn sha256(&self) -> &str {
         &self.sha256
-    }
-
-    /// The `platform:module/*` interfaces it exports, e.g. `platform:module/platform@0.1.0`.
-    pub fn exports(&self) -> &[String] {
-        &self.exports
     }
 
     /// Plugs the platform module into `script`'s `platform:module/*` imports. `None` when
