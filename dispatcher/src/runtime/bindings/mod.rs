@@ -20,6 +20,7 @@ pub mod r2;
 pub mod sql;
 pub mod vars;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use platform::worker::log::Level;
@@ -101,10 +102,10 @@ pub fn kinds() -> impl Iterator<Item = &'static str> {
 #[derive(Default)]
 pub struct ScriptBindings {
     pub vars: vars::Vars,
-    pub kv: kv::KvNamespaces,
-    pub sql: sql::Databases,
-    pub r2: r2::Buckets,
-    pub services: std::collections::HashMap<String, String>,
+    pub kv: OwnedResources,
+    pub sql: OwnedResources,
+    pub r2: OwnedResources,
+    pub services: HashMap<String, String>,
 }
 
 impl ScriptBindings {
@@ -113,9 +114,9 @@ impl ScriptBindings {
     /// skipped and logged.
     pub fn resolve(owner: &str, stored: Vec<StoredBinding>) -> ScriptBindings {
         let mut bindings = ScriptBindings {
-            kv: kv::KvNamespaces::owned_by(owner),
-            sql: sql::Databases::owned_by(owner),
-            r2: r2::Buckets::owned_by(owner),
+            kv: OwnedResources::owned_by(owner),
+            sql: OwnedResources::owned_by(owner),
+            r2: OwnedResources::owned_by(owner),
             ..ScriptBindings::default()
         };
         for binding in stored {
@@ -169,6 +170,56 @@ impl BindingCtx {
 /// platform's for first-party scripts (a value no customer id can take).
 pub fn data_owner(customer_id: Option<&str>) -> &str {
     customer_id.unwrap_or("_platform")
+}
+
+/// A script's bindings of one kind that name a resource of the owner's (a KV namespace, a
+/// database, a bucket): binding name → resource name, and whose resources they are.
+#[derive(Default, Clone)]
+pub struct OwnedResources {
+    pub owner: Arc<str>,
+    names: Arc<HashMap<String, String>>,
+}
+
+impl OwnedResources {
+    pub fn owned_by(owner: &str) -> OwnedResources {
+        OwnedResources {
+            owner: owner.into(),
+            names: Arc::default(),
+        }
+    }
+
+    /// The resource bound as `binding`, or the guest's `no-such-binding` error.
+    pub fn get(&self, kind: &str, binding: &str) -> Result<&str, BindingError> {
+        self.names
+            .get(binding)
+            .map(String::as_str)
+            .ok_or_else(|| no_such_binding(kind, binding))
+    }
+
+    /// Adds a stored binding whose spec names its resource in `field`.
+    fn resolve(&mut self, binding: StoredBinding, field: &str) {
+        if let Some(serde_json::Value::String(resource)) = binding.spec.get(field) {
+            Arc::make_mut(&mut self.names).insert(binding.name, resource.clone());
+        }
+    }
+}
+
+/// Accepts a binding whose metadata names the owner's resource in `field`, checked with
+/// `valid` (`rule` says what a valid name is); its spec is that one field.
+fn accept_resource(
+    fields: &BindingFields,
+    field: &str,
+    valid: fn(&str) -> bool,
+    rule: &str,
+) -> Result<Accepted, String> {
+    let resource = required_string(fields, field)?;
+    if !valid(resource) {
+        return Err(format!("invalid {field} `{resource}` ({rule})"));
+    }
+    Ok(Accepted {
+        spec: spec_of(field, resource),
+        secret: None,
+    })
 }
 
 /// A string field of a binding's metadata, required.

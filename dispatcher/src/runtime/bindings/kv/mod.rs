@@ -8,7 +8,6 @@
 
 mod store;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use platform_names::valid_name;
@@ -19,7 +18,7 @@ use super::platform::worker::kv::{
 };
 use super::platform::worker::types::Error as BindingError;
 use super::{
-    Accepted, BindingKind, ScriptBindings, UploadContext, no_such_binding, required_string, spec_of,
+    Accepted, BindingKind, OwnedResources, ScriptBindings, UploadContext, accept_resource,
 };
 use crate::store::{BindingFields, StoredBinding, sqlite_is_full};
 pub use store::{KvStore, MAX_KEY_BYTES, MAX_VALUE_BYTES};
@@ -128,67 +127,40 @@ impl BindingKind for KvNamespace {
         fields: &BindingFields,
         _upload: &UploadContext<'_>,
     ) -> Result<Accepted, String> {
-        let namespace = required_string(fields, "namespace")?;
-        if !valid_name(namespace) {
-            return Err(format!(
-                "invalid namespace name `{namespace}` (use 1-63 of a-z, 0-9 and -)"
-            ));
-        }
-        Ok(Accepted {
-            spec: spec_of("namespace", namespace),
-            secret: None,
-        })
+        accept_resource(
+            fields,
+            "namespace",
+            valid_name,
+            "use 1-63 of a-z, 0-9 and -",
+        )
     }
 
     fn resolve(&self, binding: StoredBinding, into: &mut ScriptBindings) {
-        if let Some(serde_json::Value::String(namespace)) = binding.spec.get("namespace") {
-            Arc::make_mut(&mut into.kv.namespaces).insert(binding.name, namespace.clone());
-        }
-    }
-}
-
-/// A script's KV namespaces by binding name, and whose data they are.
-#[derive(Default)]
-pub struct KvNamespaces {
-    owner: Arc<str>,
-    namespaces: Arc<HashMap<String, String>>,
-}
-
-impl KvNamespaces {
-    pub fn owned_by(owner: &str) -> KvNamespaces {
-        KvNamespaces {
-            owner: owner.into(),
-            namespaces: Arc::default(),
-        }
+        into.kv.resolve(binding, "namespace");
     }
 }
 
 /// One run's view of KV: the store and the script's namespaces.
 pub struct KvCtx {
     kv: Arc<KvStore>,
-    owner: Arc<str>,
-    namespaces: Arc<HashMap<String, String>>,
+    namespaces: OwnedResources,
 }
 
 impl KvCtx {
-    pub fn new(kv: &Arc<KvStore>, bindings: &KvNamespaces) -> KvCtx {
+    pub fn new(kv: &Arc<KvStore>, namespaces: &OwnedResources) -> KvCtx {
         KvCtx {
             kv: kv.clone(),
-            owner: bindings.owner.clone(),
-            namespaces: bindings.namespaces.clone(),
+            namespaces: namespaces.clone(),
         }
     }
 
     /// The customer namespace behind the script's KV binding `binding`.
     pub(super) fn target(&self, binding: &str) -> Result<Target, BindingError> {
-        let namespace = self
-            .namespaces
-            .get(binding)
-            .ok_or_else(|| no_such_binding("kv_namespace", binding))?;
+        let namespace = self.namespaces.get("kv_namespace", binding)?;
         Ok(Target {
             kv: self.kv.clone(),
-            owner: self.owner.to_string(),
-            namespace: namespace.clone(),
+            owner: self.namespaces.owner.to_string(),
+            namespace: namespace.to_string(),
         })
     }
 }
@@ -212,7 +184,7 @@ impl KvView<'_> {
             .map_err(|e| BindingError::Internal(e.to_string()))?;
         Ok(Target {
             kv: self.ctx.kv.clone(),
-            owner: self.ctx.owner.to_string(),
+            owner: self.ctx.namespaces.owner.to_string(),
             namespace: handle.namespace.clone(),
         })
     }

@@ -14,7 +14,7 @@
 pub mod objects;
 mod upload;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use platform_names::valid_bucket_name;
@@ -28,7 +28,7 @@ use super::platform::worker::r2::{
 };
 use super::platform::worker::types::Error as BindingError;
 use super::{
-    Accepted, BindingKind, ScriptBindings, UploadContext, no_such_binding, required_string, spec_of,
+    Accepted, BindingKind, OwnedResources, ScriptBindings, UploadContext, accept_resource,
 };
 use crate::store::{BindingFields, StoredBinding};
 use objects::{ByteRange, GetOutcome, ObjectMeta, ObjectStore, R2Error};
@@ -48,55 +48,30 @@ impl BindingKind for R2Bucket {
         fields: &BindingFields,
         _upload: &UploadContext<'_>,
     ) -> Result<Accepted, String> {
-        let bucket = required_string(fields, "bucket_name")?;
-        if !valid_bucket_name(bucket) {
-            return Err(format!(
-                "invalid bucket name `{bucket}` (use 3-63 of a-z, 0-9 and -, starting with \
-                 a letter or digit)"
-            ));
-        }
-        Ok(Accepted {
-            spec: spec_of("bucket_name", bucket),
-            secret: None,
-        })
+        accept_resource(
+            fields,
+            "bucket_name",
+            valid_bucket_name,
+            "use 3-63 of a-z, 0-9 and -, starting with a letter or digit",
+        )
     }
 
     fn resolve(&self, binding: StoredBinding, into: &mut ScriptBindings) {
-        if let Some(serde_json::Value::String(bucket)) = binding.spec.get("bucket_name") {
-            Arc::make_mut(&mut into.r2.buckets).insert(binding.name, bucket.clone());
-        }
-    }
-}
-
-/// A script's buckets by binding name, and whose objects they hold.
-#[derive(Default)]
-pub struct Buckets {
-    owner: Arc<str>,
-    buckets: Arc<HashMap<String, String>>,
-}
-
-impl Buckets {
-    pub fn owned_by(owner: &str) -> Buckets {
-        Buckets {
-            owner: owner.into(),
-            buckets: Arc::default(),
-        }
+        into.r2.resolve(binding, "bucket_name");
     }
 }
 
 /// One run's view of object storage.
 pub struct R2Ctx {
     objects: Arc<ObjectStore>,
-    owner: Arc<str>,
-    buckets: Arc<HashMap<String, String>>,
+    buckets: OwnedResources,
 }
 
 impl R2Ctx {
-    pub fn new(objects: &Arc<ObjectStore>, bindings: &Buckets) -> R2Ctx {
+    pub fn new(objects: &Arc<ObjectStore>, buckets: &OwnedResources) -> R2Ctx {
         R2Ctx {
             objects: objects.clone(),
-            owner: bindings.owner.clone(),
-            buckets: bindings.buckets.clone(),
+            buckets: buckets.clone(),
         }
     }
 }
@@ -170,9 +145,10 @@ impl R2View<'_> {
         bucket: &Resource<wit::Bucket>,
         work: impl FnOnce(&ObjectStore, &str, &str) -> Result<T, R2Error> + Send + 'static,
     ) -> impl Future<Output = Result<T, BindingError>> + Send + 'static {
-        let target = self
-            .bucket(bucket)
-            .map(|bucket| (bucket, self.ctx.objects.clone(), self.ctx.owner.clone()));
+        let target = self.bucket(bucket).map(|bucket| {
+            let owner = self.ctx.buckets.owner.clone();
+            (bucket, self.ctx.objects.clone(), owner)
+        });
         async move {
             let (bucket, objects, owner) = target?;
             tokio::task::spawn_blocking(move || work(&objects, &owner, &bucket))
@@ -187,12 +163,7 @@ impl R2Host for R2View<'_> {}
 
 impl HostBucket for R2View<'_> {
     async fn open(&mut self, binding: String) -> Result<Resource<wit::Bucket>, BindingError> {
-        let bucket = self
-            .ctx
-            .buckets
-            .get(&binding)
-            .ok_or_else(|| no_such_binding("r2_bucket", &binding))?
-            .clone();
+        let bucket = self.ctx.buckets.get("r2_bucket", &binding)?.to_string();
         self.table.push(BucketHandle { bucket }).map_err(internal)
     }
 

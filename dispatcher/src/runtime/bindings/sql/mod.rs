@@ -4,7 +4,6 @@
 
 mod database;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use platform_names::valid_name;
@@ -15,7 +14,7 @@ use super::platform::worker::sql::{
 };
 use super::platform::worker::types::Error as BindingError;
 use super::{
-    Accepted, BindingKind, ScriptBindings, UploadContext, no_such_binding, required_string, spec_of,
+    Accepted, BindingKind, OwnedResources, ScriptBindings, UploadContext, accept_resource,
 };
 use crate::store::{BindingFields, StoredBinding};
 use database::Database;
@@ -36,54 +35,25 @@ impl BindingKind for D1 {
         fields: &BindingFields,
         _upload: &UploadContext<'_>,
     ) -> Result<Accepted, String> {
-        let database = required_string(fields, "database")?;
-        if !valid_name(database) {
-            return Err(format!(
-                "invalid database name `{database}` (use 1-63 of a-z, 0-9 and -)"
-            ));
-        }
-        Ok(Accepted {
-            spec: spec_of("database", database),
-            secret: None,
-        })
+        accept_resource(fields, "database", valid_name, "use 1-63 of a-z, 0-9 and -")
     }
 
     fn resolve(&self, binding: StoredBinding, into: &mut ScriptBindings) {
-        if let Some(serde_json::Value::String(database)) = binding.spec.get("database") {
-            Arc::make_mut(&mut into.sql.databases).insert(binding.name, database.clone());
-        }
-    }
-}
-
-/// A script's databases by binding name, and whose data they are.
-#[derive(Default)]
-pub struct Databases {
-    owner: Arc<str>,
-    databases: Arc<HashMap<String, String>>,
-}
-
-impl Databases {
-    pub fn owned_by(owner: &str) -> Databases {
-        Databases {
-            owner: owner.into(),
-            databases: Arc::default(),
-        }
+        into.sql.resolve(binding, "database");
     }
 }
 
 /// One run's view of SQL: the open databases and the script's bindings.
 pub struct SqlCtx {
     sql: Arc<SqlDatabases>,
-    owner: Arc<str>,
-    databases: Arc<HashMap<String, String>>,
+    databases: OwnedResources,
 }
 
 impl SqlCtx {
-    pub fn new(sql: &Arc<SqlDatabases>, bindings: &Databases) -> SqlCtx {
+    pub fn new(sql: &Arc<SqlDatabases>, databases: &OwnedResources) -> SqlCtx {
         SqlCtx {
             sql: sql.clone(),
-            owner: bindings.owner.clone(),
-            databases: bindings.databases.clone(),
+            databases: databases.clone(),
         }
     }
 
@@ -92,12 +62,9 @@ impl SqlCtx {
         &self,
         binding: &str,
     ) -> Result<(Arc<Database>, SqlLimits), BindingError> {
-        let name = self
-            .databases
-            .get(binding)
-            .ok_or_else(|| no_such_binding("d1", binding))?;
+        let name = self.databases.get("d1", binding)?;
         Ok((
-            self.sql.database(&self.owner, name)?,
+            self.sql.database(&self.databases.owner, name)?,
             self.sql.limits.clone(),
         ))
     }
