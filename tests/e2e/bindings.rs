@@ -100,6 +100,32 @@ fn kv_metadata(namespace: &str) -> Value {
 }
 
 #[test]
+fn kv_values_small_and_large_come_back_byte_for_byte() {
+    let server = Server::start();
+    let (_, token) = server.create_customer("acme");
+    let created = server.upload_with(&token, "kv", &guest("kv"), kv_metadata("cache"));
+    assert_eq!(created.status(), 201);
+    // Small values are read inline, large ones (over 64 KiB) on the blocking pool.
+    for size in [1, 64 << 10, (64 << 10) + 1, 1 << 20] {
+        let value: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let key = format!("value-{size}");
+        let put = server
+            .request(Method::PUT, &format!("/dispatch/kv/{key}"))
+            .body(value.clone())
+            .send()
+            .unwrap();
+        assert_eq!(put.status(), 204, "put {size} bytes: {:?}", put.text());
+        let got = server.get(&format!("/dispatch/kv/{key}"));
+        assert_eq!(got.status(), 200);
+        assert!(
+            got.bytes().unwrap() == value,
+            "{size} bytes came back changed"
+        );
+    }
+    assert_eq!(server.get("/dispatch/kv/never-put").status(), 404);
+}
+
+#[test]
 fn kv_put_get_list_and_expiry_survive_a_restart() {
     let server = Server::start();
     let (_, token) = server.create_customer("acme");

@@ -24,6 +24,8 @@ use crate::store::{BindingFields, StoredBinding, sqlite_is_full};
 pub use store::{KvStore, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
 const MAX_LIST_LIMIT: u32 = 1000;
+/// Largest value a get reads on the async thread it runs on.
+const INLINE_VALUE_BYTES: usize = 64 << 10;
 
 fn check_key(key: &str) -> Result<(), BindingError> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
@@ -51,23 +53,35 @@ impl Target {
         tokio::task::spawn_blocking(move || work(&self.kv, &self.owner, &self.namespace))
             .await
             .map_err(|e| BindingError::Internal(e.to_string()))?
-            .map_err(|e| {
-                tracing::error!(error = %e, "kv store error");
-                if sqlite_is_full(&e) {
-                    BindingError::LimitExceeded(
-                        "the platform's storage is full; nothing was written".into(),
-                    )
-                } else {
-                    BindingError::Internal("the KV store failed".into())
-                }
-            })
+            .map_err(store_error)
+    }
+}
+
+fn store_error(error: rusqlite::Error) -> BindingError {
+    tracing::error!(%error, "kv store error");
+    if sqlite_is_full(&error) {
+        BindingError::LimitExceeded("the platform's storage is full; nothing was written".into())
+    } else {
+        BindingError::Internal("the KV store failed".into())
     }
 }
 
 impl Target {
+    /// A point read of a small value runs inline: one row from the page cache takes
+    /// microseconds, less than a hop to the blocking pool and back. A value over
+    /// `INLINE_VALUE_BYTES` is read on the blocking pool, so a tenant reading large
+    /// values holds no async thread other tenants' requests need.
     pub(super) async fn get(self, key: String) -> Result<Option<Vec<u8>>, BindingError> {
         check_key(&key)?;
-        self.run(move |kv, owner, ns| kv.get(owner, ns, &key)).await
+        let small = self
+            .kv
+            .get_small(&self.owner, &self.namespace, &key, INLINE_VALUE_BYTES)
+            .map_err(store_error)?;
+        match small {
+            None => Ok(None),
+            Some(Ok(value)) => Ok(Some(value)),
+            Some(Err(_large)) => self.run(move |kv, owner, ns| kv.get(owner, ns, &key)).await,
+        }
     }
 
     pub(super) async fn put(

@@ -3,25 +3,33 @@
 //! directory, every row keyed by (owner, namespace, key). Expired keys are invisible at
 //! once and swept from their namespace on the next write to it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension as _, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
 use super::super::platform::worker::kv::{Key, ListPage};
 
 pub const MAX_KEY_BYTES: usize = 512;
 pub const MAX_VALUE_BYTES: usize = 25 << 20;
 
-/// The KV store every script's `kv_namespace` bindings go through.
+/// Most idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+/// The KV store every script's `kv_namespace` bindings go through: one writer connection,
+/// and read connections (WAL readers see every committed write) taken from a small pool,
+/// so a get waits for no write and no other get.
 pub struct KvStore {
+    path: PathBuf,
     conn: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
 }
 
 impl KvStore {
     pub fn open(data_dir: &Path) -> rusqlite::Result<KvStore> {
-        let conn = Connection::open(data_dir.join("kv.db"))?;
+        let path = data_dir.join("kv.db");
+        let conn = Connection::open(&path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -36,12 +44,68 @@ impl KvStore {
             ) WITHOUT ROWID",
         )?;
         Ok(KvStore {
+            path,
             conn: Mutex::new(conn),
+            readers: Mutex::default(),
         })
+    }
+
+    /// Runs `read` on a read connection of the pool (opened when none is idle).
+    fn with_reader<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let reader = match idle {
+            Some(reader) => reader,
+            None => {
+                let reader = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                reader.busy_timeout(Duration::from_secs(5))?;
+                reader
+            }
+        };
+        let result = read(&reader);
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(reader);
+        }
+        result
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The value of `key` when it is at most `inline_limit` bytes: `Ok(Err(size))` for a
+    /// larger one, which the caller reads with [`get`](Self::get) off the async threads.
+    /// (SQLite knows a blob's length from its record header without reading the blob.)
+    pub fn get_small(
+        &self,
+        owner: &str,
+        namespace: &str,
+        key: &str,
+        inline_limit: usize,
+    ) -> rusqlite::Result<Option<Result<Vec<u8>, usize>>> {
+        self.with_reader(|reader| {
+            reader
+                .prepare_cached(
+                    "SELECT CASE WHEN length(value) <= ?5 THEN value END, length(value)
+                     FROM kv WHERE owner = ?1 AND namespace = ?2 AND key = ?3
+                       AND (expires_at IS NULL OR expires_at > ?4)",
+                )?
+                .query_row(
+                    params![owner, namespace, key, now(), inline_limit as i64],
+                    |row| {
+                        let value: Option<Vec<u8>> = row.get(0)?;
+                        let size: i64 = row.get(1)?;
+                        Ok(value.ok_or(size as usize))
+                    },
+                )
+                .optional()
+        })
     }
 
     pub fn get(
@@ -50,13 +114,15 @@ impl KvStore {
         namespace: &str,
         key: &str,
     ) -> rusqlite::Result<Option<Vec<u8>>> {
-        self.conn()
-            .prepare_cached(
-                "SELECT value FROM kv WHERE owner = ?1 AND namespace = ?2 AND key = ?3
-                   AND (expires_at IS NULL OR expires_at > ?4)",
-            )?
-            .query_row(params![owner, namespace, key, now()], |row| row.get(0))
-            .optional()
+        self.with_reader(|reader| {
+            reader
+                .prepare_cached(
+                    "SELECT value FROM kv WHERE owner = ?1 AND namespace = ?2 AND key = ?3
+                       AND (expires_at IS NULL OR expires_at > ?4)",
+                )?
+                .query_row(params![owner, namespace, key, now()], |row| row.get(0))
+                .optional()
+        })
     }
 
     pub fn put(
