@@ -7,8 +7,9 @@
 //!   ([`on_epoch_tick`]) runs at every engine tick while wasm runs: over the limit it stops
 //!   the guest, otherwise it yields to the scheduler so a busy guest cannot starve others.
 //! - **Memory**: [`MemoryLimiter`] sums every linear memory and table of the instance
-//!   against the script's limit, and against one process-wide budget ([`GuestMemory`]),
-//!   which also counts what the instance pool keeps resident in unused slots.
+//!   against the script's limit, and those plus the instance's stack against one
+//!   process-wide budget ([`GuestMemory`]), which also counts what the instance pool
+//!   keeps resident in unused slots.
 //! - **Wall time**: the run's deadline (`Budget::deadline`), enforced by the invoker.
 //! - **Subrequests**: counted by the egress path through [`Budget::take_subrequest`].
 //!
