@@ -169,8 +169,12 @@ impl Server {
             files: data.to_path_buf(),
             cli_prefix: Vec::new(),
             _temp: None,
+            // The server closes a keep-alive connection idle for its header clock (10 s);
+            // reusing one that old races that close (an `IncompleteMessage`), so the pool
+            // drops idle connections well before.
             client: Client::builder()
                 .timeout(Duration::from_secs(60))
+                .pool_idle_timeout(Duration::from_secs(4))
                 .build()
                 .unwrap(),
         }
@@ -229,10 +233,20 @@ impl Server {
         self.client.request(method, self.url(path))
     }
 
+    /// GETs `path`; a request that gets no answer fails the test with the end of the
+    /// server's log, which says why (a panic, a connection it closed).
     pub fn get(&self, path: &str) -> Response {
         self.request(reqwest::Method::GET, path)
             .send()
-            .expect("GET")
+            .unwrap_or_else(|error| {
+                let log = read_log(&self.data);
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "GET {path}: {error:?}; the server's log ends:\n{}",
+                    tail.join("\n")
+                )
+            })
     }
 
     /// GETs `path` and reads the whole answer, as a browser does; returns the status. A
