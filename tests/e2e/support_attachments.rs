@@ -133,6 +133,35 @@ fn ticket_attachments_are_stored_listed_and_downloaded_by_owner_and_admin_only()
         None,
     );
     assert_eq!(status, 200);
+    // Over the size of one attachment: refused, and nothing is listed.
+    let (status, open) = call(
+        &server,
+        Method::POST,
+        "/tickets",
+        As::Bearer(&alice),
+        Some(json!({ "subject": "Big", "body": "A large file." })),
+    );
+    assert_eq!(status, 201, "{open}");
+    let open_id = open["data"]["ticket"]["id"].as_str().unwrap().to_string();
+    // Refused on its declared length, before the body is read: the answer is a 413, or,
+    // when the server closes the connection under the rest of the upload first, none.
+    let big = server
+        .request(Method::POST, &format!("/tickets/{open_id}/attachments"))
+        .query(&[("name", "big.bin")])
+        .header("authorization", format!("Bearer {alice}"))
+        .body(vec![7u8; (25 << 20) + 1])
+        .send();
+    if let Ok(big) = big {
+        assert_eq!(big.status(), 413);
+    }
+    let (_, shown) = call(
+        &server,
+        Method::GET,
+        &format!("/tickets/{open_id}"),
+        As::Bearer(&alice),
+        None,
+    );
+    assert_eq!(shown["data"]["attachments"], json!([]));
     let late = attach(&server, &ticket_id, "late.pdf", &alice, b"late");
     assert_eq!(late.status(), 409);
     assert_eq!(error_code(&late.json::<Value>().unwrap()), "ticket_closed");

@@ -42,6 +42,9 @@ pub enum ApiError {
     /// 404 `not_found`.
     #[error("{0}")]
     NotFound(String),
+    /// 413 `too_large`: a body over a limit, or over what the sender may still store.
+    #[error("{0}")]
+    TooLarge(String),
     /// 409 with a code of its own (`email_taken`, `order_paid`, ...).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -72,6 +75,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (403, "forbidden"),
             ApiError::NotFound(_) => (404, "not_found"),
             ApiError::Conflict { code, .. } => (409, code),
+            ApiError::TooLarge(_) => (413, "too_large"),
             ApiError::RateLimited { .. } => (429, "rate_limited"),
         }
     }

@@ -27,7 +27,8 @@ const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// `POST /tickets/{id}/attachments?name=<file name>` with the bytes as body →
 /// `201 {attachment}`; its `content-type` is kept. `409 ticket_closed` once the ticket is
-/// closed.
+/// closed; `413 too_large` over `MAX_ATTACHMENT_BYTES`, once the user keeps
+/// `MAX_USER_ATTACHMENT_BYTES`, or when the platform's storage is full.
 pub async fn add(req: Request, route: RouteContext) -> Result<Response> {
     let caller = Caller::required(&req)?;
     let ticket_id = tickets::ticket_id(&route)?;
@@ -42,11 +43,39 @@ pub async fn add(req: Request, route: RouteContext) -> Result<Response> {
     if ticket.status != OPEN {
         return Err(tickets::closed());
     }
+    let declared = req
+        .header("content-length")
+        .and_then(|length| length.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > input::MAX_ATTACHMENT_BYTES) {
+        return Err(too_large().into());
+    }
+    let stored: Option<i64> = db
+        .first(
+            "SELECT COALESCE(SUM(size), 0) AS total FROM attachments WHERE user_id = ?",
+            params![&caller.user_id],
+        )?
+        .map(|row: serde_json::Value| row["total"].as_i64().unwrap_or(0));
+    if stored.unwrap_or(0) >= input::MAX_USER_ATTACHMENT_BYTES {
+        return Err(ApiError::TooLarge(format!(
+            "you keep {} MiB of attachments already, the most one user may",
+            input::MAX_USER_ATTACHMENT_BYTES >> 20
+        ))
+        .into());
+    }
     let id = kit::id("att_");
     let key = key(&ticket.id, &id);
     let bucket = bucket(&route.env);
     let options = PutOptions::new().content_type(&content_type);
-    let object = bucket.put(&key, req.into_body(), options).await?;
+    let object = match bucket.put(&key, req.into_body(), options).await {
+        Ok(object) => object,
+        Err(e) if is_limit(&e) => return Err(too_large().into()),
+        Err(e) => return Err(e),
+    };
+    // A body sent without a length is only measured once stored.
+    if object.size > input::MAX_ATTACHMENT_BYTES {
+        bucket.delete([&key]).await?;
+        return Err(too_large().into());
+    }
     let attachment = Attachment {
         id,
         name,
@@ -144,6 +173,20 @@ fn disposition(name: &str) -> String {
 }
 
 /// The `ATTACHMENTS` bucket.
+fn too_large() -> ApiError {
+    ApiError::TooLarge(format!(
+        "an attachment is at most {} MiB",
+        input::MAX_ATTACHMENT_BYTES >> 20
+    ))
+}
+
+/// Whether the bucket refused a put for a limit (the platform's storage quota).
+fn is_limit(error: &sdk::Error) -> bool {
+    error
+        .downcast_ref::<sdk::BindingError>()
+        .is_some_and(|e| e.kind() == sdk::BindingErrorKind::LimitExceeded)
+}
+
 fn bucket(env: &Env) -> Bucket {
     env.bucket("ATTACHMENTS")
 }
