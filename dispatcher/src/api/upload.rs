@@ -12,11 +12,12 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::http::{HeaderMap, header};
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt as _, LengthLimitError};
+use http_body_util::BodyExt as _;
 
 use super::error::ApiError;
 use crate::config::Config;
 use crate::deploy::Metadata;
+use crate::runtime::is_length_limit;
 
 pub struct UploadBody {
     pub wasm: Bytes,
@@ -228,16 +229,4 @@ pub async fn drain(body: axum::body::Body) {
         while let Some(Ok(_)) = body.frame().await {}
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), discard).await;
-}
-
-/// True when a body error is (or wraps) the byte cap being hit.
-pub fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(e) = source {
-        if e.is::<LengthLimitError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }

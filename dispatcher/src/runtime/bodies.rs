@@ -99,12 +99,21 @@ pub(super) fn request_body_error(
     error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
 ) -> wasmtime_wasi_http::Error {
     let error = error.into();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
-    while let Some(error) = source {
-        if error.is::<http_body_util::LengthLimitError>() {
-            return wasmtime_wasi_http::Error::HttpRequestBodySize(None);
-        }
-        source = error.source();
+    if is_length_limit(error.as_ref()) {
+        wasmtime_wasi_http::Error::HttpRequestBodySize(None)
+    } else {
+        wasmtime_wasi_http::Error::HttpRequestDenied
     }
-    wasmtime_wasi_http::Error::HttpRequestDenied
+}
+
+/// True when a body error is (or wraps) a byte cap being hit (`http_body_util::Limited`).
+pub fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }

@@ -35,7 +35,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 pub use artifacts::ArtifactError;
 pub use bindings::sql::SqlLimits;
-pub use bodies::{ScriptBody, ScriptBodyError};
+pub use bodies::{ScriptBody, ScriptBodyError, is_length_limit};
 pub use compile_cage::{CompileError, CompileLimits, WORKER_COMMAND};
 pub use compose::{ComposeError, PlatformModule};
 pub use engine::EngineLimits;

@@ -81,9 +81,9 @@ pub trait BindingKind: Sync {
 const UNITS: &[&dyn BindingKind] = &[
     &vars::PlainText,
     &vars::SecretText,
-    &kv::KvNamespace,
+    &kv::KV_NAMESPACE,
     &sql::D1,
-    &r2::R2Bucket,
+    &r2::R2_BUCKET,
     &ServiceBinding,
 ];
 
@@ -204,22 +204,46 @@ impl OwnedResources {
     }
 }
 
-/// Accepts a binding whose metadata names the owner's resource in `field`, checked with
-/// `valid` (`rule` says what a valid name is); its spec is that one field.
-fn accept_resource(
-    fields: &BindingFields,
-    field: &str,
-    valid: fn(&str) -> bool,
-    rule: &str,
-) -> Result<Accepted, String> {
-    let resource = required_string(fields, field)?;
-    if !valid(resource) {
-        return Err(format!("invalid {field} `{resource}` ({rule})"));
+/// A kind of binding whose metadata names one resource of the owner's (a KV namespace, a
+/// database, a bucket) in one string field: the kind's whole upload check and resolution.
+pub struct ResourceBinding {
+    pub kind: &'static str,
+    /// The metadata field naming the resource (`namespace`).
+    pub field: &'static str,
+    pub valid: fn(&str) -> bool,
+    /// What a valid name is, for the uploader.
+    pub rule: &'static str,
+    /// Where the script's resolved bindings of this kind go.
+    pub resources: fn(&mut ScriptBindings) -> &mut OwnedResources,
+}
+
+impl BindingKind for ResourceBinding {
+    fn kind(&self) -> &'static str {
+        self.kind
     }
-    Ok(Accepted {
-        spec: spec_of(field, resource),
-        secret: None,
-    })
+
+    fn accept(
+        &self,
+        _name: &str,
+        fields: &BindingFields,
+        _upload: &UploadContext<'_>,
+    ) -> Result<Accepted, String> {
+        let resource = required_string(fields, self.field)?;
+        if !(self.valid)(resource) {
+            return Err(format!(
+                "invalid {} `{resource}` ({})",
+                self.field, self.rule
+            ));
+        }
+        Ok(Accepted {
+            spec: spec_of(self.field, resource),
+            secret: None,
+        })
+    }
+
+    fn resolve(&self, binding: StoredBinding, into: &mut ScriptBindings) {
+        (self.resources)(into).resolve(binding, self.field);
+    }
 }
 
 /// A string field of a binding's metadata, required.

@@ -17,10 +17,8 @@ use super::platform::worker::kv::{
     Host as KvHost, HostNamespace, ListPage, Namespace, add_to_linker as link_kv,
 };
 use super::platform::worker::types::Error as BindingError;
-use super::{
-    Accepted, BindingKind, OwnedResources, ScriptBindings, UploadContext, accept_resource,
-};
-use crate::store::{BindingFields, StoredBinding, sqlite_is_full};
+use super::{OwnedResources, ResourceBinding};
+use crate::store::sqlite_is_full;
 pub use store::{KvStore, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
 const MAX_LIST_LIMIT: u32 = 1000;
@@ -128,31 +126,13 @@ impl Target {
 /// The `kv_namespace` binding unit: `{"type": "kv_namespace", "name": "CACHE",
 /// "namespace": "cache"}`; the namespace is the owner's own and comes into being on first
 /// use.
-pub struct KvNamespace;
-
-impl BindingKind for KvNamespace {
-    fn kind(&self) -> &'static str {
-        "kv_namespace"
-    }
-
-    fn accept(
-        &self,
-        _name: &str,
-        fields: &BindingFields,
-        _upload: &UploadContext<'_>,
-    ) -> Result<Accepted, String> {
-        accept_resource(
-            fields,
-            "namespace",
-            valid_name,
-            "use 1-63 of a-z, 0-9 and -",
-        )
-    }
-
-    fn resolve(&self, binding: StoredBinding, into: &mut ScriptBindings) {
-        into.kv.resolve(binding, "namespace");
-    }
-}
+pub const KV_NAMESPACE: ResourceBinding = ResourceBinding {
+    kind: "kv_namespace",
+    field: "namespace",
+    valid: valid_name,
+    rule: "use 1-63 of a-z, 0-9 and -",
+    resources: |bindings| &mut bindings.kv,
+};
 
 /// One run's view of KV: the store and the script's namespaces.
 pub struct KvCtx {
@@ -170,7 +150,7 @@ impl KvCtx {
 
     /// The customer namespace behind the script's KV binding `binding`.
     pub(super) fn target(&self, binding: &str) -> Result<Target, BindingError> {
-        let namespace = self.namespaces.get("kv_namespace", binding)?;
+        let namespace = self.namespaces.get(KV_NAMESPACE.kind, binding)?;
         Ok(Target {
             kv: self.kv.clone(),
             owner: self.namespaces.owner.to_string(),

@@ -27,39 +27,18 @@ use super::platform::worker::r2::{
     ListPage, Object, ObjectBody as WitObjectBody, PutOptions, add_to_linker as link_r2,
 };
 use super::platform::worker::types::Error as BindingError;
-use super::{
-    Accepted, BindingKind, OwnedResources, ScriptBindings, UploadContext, accept_resource,
-};
-use crate::store::{BindingFields, StoredBinding};
+use super::{OwnedResources, ResourceBinding};
 use objects::{ByteRange, GetOutcome, ObjectMeta, ObjectStore, R2Error};
 pub use upload::UploadHandle;
 
 /// The `r2_bucket` binding unit.
-pub struct R2Bucket;
-
-impl BindingKind for R2Bucket {
-    fn kind(&self) -> &'static str {
-        "r2_bucket"
-    }
-
-    fn accept(
-        &self,
-        _name: &str,
-        fields: &BindingFields,
-        _upload: &UploadContext<'_>,
-    ) -> Result<Accepted, String> {
-        accept_resource(
-            fields,
-            "bucket_name",
-            valid_bucket_name,
-            "use 3-63 of a-z, 0-9 and -, starting with a letter or digit",
-        )
-    }
-
-    fn resolve(&self, binding: StoredBinding, into: &mut ScriptBindings) {
-        into.r2.resolve(binding, "bucket_name");
-    }
-}
+pub const R2_BUCKET: ResourceBinding = ResourceBinding {
+    kind: "r2_bucket",
+    field: "bucket_name",
+    valid: valid_bucket_name,
+    rule: "use 3-63 of a-z, 0-9 and -, starting with a letter or digit",
+    resources: |bindings| &mut bindings.r2,
+};
 
 /// One run's view of object storage.
 pub struct R2Ctx {
@@ -163,7 +142,7 @@ impl R2Host for R2View<'_> {}
 
 impl HostBucket for R2View<'_> {
     async fn open(&mut self, binding: String) -> Result<Resource<wit::Bucket>, BindingError> {
-        let bucket = self.ctx.buckets.get("r2_bucket", &binding)?.to_string();
+        let bucket = self.ctx.buckets.get(R2_BUCKET.kind, &binding)?.to_string();
         self.table.push(BucketHandle { bucket }).map_err(internal)
     }
 

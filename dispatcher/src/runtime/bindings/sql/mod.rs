@@ -13,35 +13,19 @@ use super::platform::worker::sql::{
     self as wit, Host as SqlHost, HostDatabase, Results, Statement, add_to_linker as link_sql,
 };
 use super::platform::worker::types::Error as BindingError;
-use super::{
-    Accepted, BindingKind, OwnedResources, ScriptBindings, UploadContext, accept_resource,
-};
-use crate::store::{BindingFields, StoredBinding};
+use super::{OwnedResources, ResourceBinding};
 use database::Database;
 pub use database::{SqlDatabases, SqlLimits};
 
 /// The `d1` binding unit: `{"type": "d1", "name": "DB", "database": "app"}`; the
 /// database is the owner's own and is created on first use.
-pub struct D1;
-
-impl BindingKind for D1 {
-    fn kind(&self) -> &'static str {
-        "d1"
-    }
-
-    fn accept(
-        &self,
-        _name: &str,
-        fields: &BindingFields,
-        _upload: &UploadContext<'_>,
-    ) -> Result<Accepted, String> {
-        accept_resource(fields, "database", valid_name, "use 1-63 of a-z, 0-9 and -")
-    }
-
-    fn resolve(&self, binding: StoredBinding, into: &mut ScriptBindings) {
-        into.sql.resolve(binding, "database");
-    }
-}
+pub const D1: ResourceBinding = ResourceBinding {
+    kind: "d1",
+    field: "database",
+    valid: valid_name,
+    rule: "use 1-63 of a-z, 0-9 and -",
+    resources: |bindings| &mut bindings.sql,
+};
 
 /// One run's view of SQL: the open databases and the script's bindings.
 pub struct SqlCtx {
@@ -62,7 +46,7 @@ impl SqlCtx {
         &self,
         binding: &str,
     ) -> Result<(Arc<Database>, SqlLimits), BindingError> {
-        let name = self.databases.get("d1", binding)?;
+        let name = self.databases.get(D1.kind, binding)?;
         Ok((
             self.sql.database(&self.databases.owner, name)?,
             self.sql.limits.clone(),
