@@ -450,6 +450,14 @@ fn sql_statements_stop_at_their_time_limit_and_databases_at_their_size_cap() {
     let stopped = query(&server, "sql", endless, json!([]));
     assert_eq!(stopped.status(), 400);
     assert!(stopped.text().unwrap().contains("time limit"));
+    // A read too long to finish on the caller's thread (a quick read does) is run again
+    // on the blocking pool, to the statement's limit, and gives its whole answer.
+    let long_read = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 200000) \
+                     SELECT COUNT(*), SUM(i) FROM n";
+    let counted = query(&server, "sql", long_read, json!([]));
+    assert_eq!(counted.status(), 200);
+    let counted: Value = counted.json().unwrap();
+    assert_eq!(counted["rows"], json!([[200000, 20000100000i64]]));
 
     assert_eq!(
         query(&server, "sql", "CREATE TABLE big (b BLOB)", json!([])).status(),

@@ -9,7 +9,7 @@ use super::kv::KvCtx;
 use super::platform::worker::kv as kv2;
 use super::platform::worker::sql as sql2;
 use super::platform::worker::types::Error as Error2;
-use super::sql::{SqlCtx, run_blocking};
+use super::sql::{SqlCtx, run_statements};
 use super::vars::VarsCtx;
 use super::{LogCtx, platform as v2};
 
@@ -179,7 +179,7 @@ impl sql::Host for &mut SqlCtx {
         statement: sql::Statement,
     ) -> Result<sql::Results, Error> {
         let database = self.database(&binding).map_err(old)?;
-        let mut results = run_blocking(database, vec![new_statement(statement)])
+        let mut results = run_statements(database, vec![new_statement(statement)])
             .await
             .map_err(old)?;
         Ok(old_results(results.remove(0)))
@@ -192,7 +192,7 @@ impl sql::Host for &mut SqlCtx {
     ) -> Result<Vec<sql::Results>, Error> {
         let database = self.database(&binding).map_err(old)?;
         let statements = statements.into_iter().map(new_statement).collect();
-        let results = run_blocking(database, statements).await.map_err(old)?;
+        let results = run_statements(database, statements).await.map_err(old)?;
         Ok(results.into_iter().map(old_results).collect())
     }
 }

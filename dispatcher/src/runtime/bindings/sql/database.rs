@@ -9,6 +9,12 @@
 //! hold the database for everyone: use `batch`), and `load_extension`; defensive mode on
 //! and untrusted schemas. The file size is capped with `max_page_count`, each statement
 //! is interrupted at its time limit by a progress handler, and results are size-capped.
+//!
+//! A single read-only statement first runs on the caller's thread for at most
+//! `INLINE_READ_TIME` (a point read from the page cache takes a few µs), when the
+//! connection is free; one that takes longer is interrupted (SQLite rolls a statement
+//! back whole) and run again on the blocking pool, as writes and batches always are.
+//! Statements are prepared once per connection and cached.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -60,10 +66,22 @@ pub struct SqlDatabases {
     open: Mutex<HashMap<(String, String), Arc<Database>>>,
 }
 
+/// Longest a read runs on the caller's (async) thread before it moves to the blocking pool.
+const INLINE_READ_TIME: Duration = Duration::from_micros(500);
+
+/// Where a statement runs, and so for how long.
+#[derive(Clone, Copy, PartialEq)]
+enum Pass {
+    /// On the caller's thread, reads only, up to `INLINE_READ_TIME`.
+    Inline,
+    /// On the blocking pool, up to the statement time limit.
+    Blocking,
+}
+
 pub struct Database {
     conn: Mutex<Connection>,
-    /// Milliseconds since `epoch` after which the running statement is interrupted.
-    deadline_ms: Arc<AtomicU64>,
+    /// Microseconds since `epoch` after which the running statement is interrupted.
+    deadline_us: Arc<AtomicU64>,
     epoch: Instant,
     /// True while the host itself runs BEGIN/COMMIT for a batch.
     host_transaction: Arc<AtomicBool>,
@@ -123,22 +141,41 @@ impl Database {
         }))?;
 
         let epoch = Instant::now();
-        let deadline_ms = Arc::new(AtomicU64::new(u64::MAX));
-        let deadline = deadline_ms.clone();
+        let deadline_us = Arc::new(AtomicU64::new(u64::MAX));
+        let deadline = deadline_us.clone();
         conn.progress_handler(
             1000,
-            Some(move || epoch.elapsed().as_millis() as u64 > deadline.load(Ordering::Relaxed)),
+            Some(move || epoch.elapsed().as_micros() as u64 > deadline.load(Ordering::Relaxed)),
         )?;
         Ok(Database {
             conn: Mutex::new(conn),
-            deadline_ms,
+            deadline_us,
             epoch,
             host_transaction,
         })
     }
 
+    /// Runs `statement` on the caller's thread when it only reads, the connection is free
+    /// and it finishes within `INLINE_READ_TIME`; `None` when it must go to [`run`].
+    ///
+    /// [`run`]: Database::run
+    pub(super) fn try_read_inline(
+        &self,
+        statement: &Statement,
+        limits: &SqlLimits,
+    ) -> Option<Result<Results, BindingError>> {
+        let conn = match self.conn.try_lock() {
+            Ok(conn) => conn,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        let mut budget = limits.max_result_bytes;
+        self.execute(&conn, statement, limits, &mut budget, 0, Pass::Inline)
+            .transpose()
+    }
+
     /// Runs one statement on its own, or several in one transaction that commits only
-    /// when every statement succeeded.
+    /// when every statement succeeded. Blocks: call it on the blocking pool.
     pub(super) fn run(
         &self,
         statements: &[Statement],
@@ -146,21 +183,19 @@ impl Database {
     ) -> Result<Vec<Results>, BindingError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut budget = limits.max_result_bytes;
+        let mut execute = |index, statement| {
+            self.execute(&conn, statement, limits, &mut budget, index, Pass::Blocking)
+                .map(|ran| ran.expect("a blocking pass runs every statement"))
+        };
         if let [statement] = statements {
-            return Ok(vec![self.execute(
-                &conn,
-                statement,
-                limits,
-                &mut budget,
-                0,
-            )?]);
+            return Ok(vec![execute(0, statement)?]);
         }
         self.as_host(|| conn.execute_batch("BEGIN IMMEDIATE"))
             .map_err(|e| internal("begin a transaction", &e))?;
         let result: Result<Vec<Results>, BindingError> = statements
             .iter()
             .enumerate()
-            .map(|(index, statement)| self.execute(&conn, statement, limits, &mut budget, index))
+            .map(|(index, statement)| execute(index, statement))
             .collect();
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
         let ended = self.as_host(|| conn.execute_batch(end));
@@ -180,6 +215,8 @@ impl Database {
         result
     }
 
+    /// Runs one statement; `Ok(None)` when an inline pass may not run it (it writes) or
+    /// did not finish it in time (nothing of it is kept).
     fn execute(
         &self,
         conn: &Connection,
@@ -187,15 +224,23 @@ impl Database {
         limits: &SqlLimits,
         budget: &mut usize,
         index: usize,
-    ) -> Result<Results, BindingError> {
+        pass: Pass,
+    ) -> Result<Option<Results>, BindingError> {
         let at = |e| sql_error(e, Some(index));
-        let mut stmt = conn.prepare(&statement.sql).map_err(at)?;
-        let columns: Vec<String> = stmt.column_names().map(String::from).collect();
+        let mut stmt = conn.prepare_cached(&statement.sql).map_err(at)?;
         let readonly = stmt.readonly();
+        if pass == Pass::Inline && !readonly {
+            return Ok(None);
+        }
+        let columns: Vec<String> = stmt.column_names().map(String::from).collect();
         let params = statement.params.iter().map(to_sql);
-        let start = self.epoch.elapsed() + limits.statement_time;
-        self.deadline_ms
-            .store(start.as_millis() as u64, Ordering::Relaxed);
+        let time = match pass {
+            Pass::Inline => INLINE_READ_TIME,
+            Pass::Blocking => limits.statement_time,
+        };
+        let deadline = self.epoch.elapsed() + time;
+        self.deadline_us
+            .store(deadline.as_micros() as u64, Ordering::Relaxed);
         let result = (|| {
             let mut rows = stmt.query(params_from_iter(params))?;
             let mut out = Vec::new();
@@ -212,7 +257,10 @@ impl Database {
             }
             Ok(out)
         })();
-        self.deadline_ms.store(u64::MAX, Ordering::Relaxed);
+        self.deadline_us.store(u64::MAX, Ordering::Relaxed);
+        if pass == Pass::Inline && is_interrupted(&result) {
+            return Ok(None);
+        }
         let rows = result.map_err(|e| match e {
             rusqlite::Error::InvalidQuery => BindingError::LimitExceeded(format!(
                 "statement {index}: the result is larger than {} bytes",
@@ -220,13 +268,18 @@ impl Database {
             )),
             e => at(e),
         })?;
-        Ok(Results {
+        Ok(Some(Results {
             columns,
             rows,
             rows_written: if readonly { 0 } else { conn.changes() },
             last_insert_id: conn.last_insert_rowid(),
-        })
+        }))
     }
+}
+
+fn is_interrupted<T>(result: &rusqlite::Result<T>) -> bool {
+    matches!(result, Err(rusqlite::Error::SqliteFailure(code, _))
+        if code.code == rusqlite::ErrorCode::OperationInterrupted)
 }
 
 fn authorize(ctx: &AuthContext<'_>, host_transaction: bool) -> Authorization {

@@ -92,13 +92,19 @@ pub fn add_to_linker<T: Send + 'static>(
     link_sql::<T, HasSql>(linker, get)
 }
 
-/// Runs statements on the blocking pool.
-pub(super) async fn run_blocking(
+/// Runs statements: a single quick read right here, anything else on the blocking pool.
+pub(super) async fn run_statements(
     (db, limits): (Arc<Database>, SqlLimits),
     statements: Vec<Statement>,
 ) -> Result<Vec<Results>, BindingError> {
-    if statements.is_empty() {
-        return Ok(Vec::new());
+    match statements.as_slice() {
+        [] => return Ok(Vec::new()),
+        [statement] => {
+            if let Some(ran) = db.try_read_inline(statement, &limits) {
+                return ran.map(|results| vec![results]);
+            }
+        }
+        _ => {}
     }
     tokio::task::spawn_blocking(move || db.run(&statements, &limits))
         .await
@@ -120,7 +126,7 @@ impl HostDatabase for SqlView<'_> {
         database: Resource<wit::Database>,
         statement: Statement,
     ) -> Result<Results, BindingError> {
-        let mut results = run_blocking(self.opened(&database)?, vec![statement]).await?;
+        let mut results = run_statements(self.opened(&database)?, vec![statement]).await?;
         Ok(results.remove(0))
     }
 
@@ -129,7 +135,7 @@ impl HostDatabase for SqlView<'_> {
         database: Resource<wit::Database>,
         statements: Vec<Statement>,
     ) -> Result<Vec<Results>, BindingError> {
-        run_blocking(self.opened(&database)?, statements).await
+        run_statements(self.opened(&database)?, statements).await
     }
 
     async fn drop(&mut self, database: Resource<wit::Database>) -> wasmtime::Result<()> {
