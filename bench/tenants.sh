@@ -33,7 +33,7 @@ DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 IDLE_WAIT=${IDLE_WAIT:-5}
 BUILD=${BUILD:-1}              # 0: use the release binaries already in the target dir
-PORT=${PORT:-8796}
+PORT=${PORT:-8798}   # abuse.sh uses 8795, memory_back.sh 8796
 TARGET=${CARGO_TARGET_DIR:-target}
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
@@ -41,7 +41,19 @@ if [ "$BUILD" = 1 ]; then cargo build --release -j2 -p dispatcher >&2; fi
 DISPATCHER="$TARGET/release/dispatcher"
 GUESTS=$(dirname "$(ls -t "$TARGET"/release/build/dispatcher-*/out/hello.wasm | head -n1)")
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+# At exit: stop the server this script started (by PID), wait up to 10 s for it to be
+# gone, so the port is free for the next run.
+cleanup() {
+    local pid pids
+    pids=$(jobs -p)
+    for pid in $pids; do kill "$pid" 2>/dev/null || true; done
+    for pid in $pids; do
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
 D="http://127.0.0.1:$PORT"
 
 now() { date +%s.%N; }
