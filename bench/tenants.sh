@@ -224,8 +224,9 @@ start_server
 TENANT_ONLY_S=$(poll "$D/dispatch/$(random_tenant)/" "$T0")
 stop_server
 
+CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 python3 - "$WORK/results" <<PY
-import statistics, sys
+import datetime, statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
     name, *values = line.split()
@@ -264,4 +265,23 @@ print("goals (issue 15, P5)")
 for what, value, op, target, note in goals:
     ok = value >= target if op == ">=" else value <= target
     print(f"  {what:<42}{value:>9.2f}  target {op} {target:<4} {'PASS' if ok else 'MISS'}{note}")
+
+print()
+print(f"Markdown ({datetime.date.today()}, $(nproc) cores, $CPU_MODEL; {tenants:,} tenants):")
+print()
+print("| figure | value | goal |")
+print("|---|---:|---|")
+rows = [
+    (f"upload, per tenant ({tenants:,} in {upload_s:.0f} s, $PARALLEL at a time)", f"{upload_s / tenants * 1e3:.0f} ms", ""),
+    ("server CPU per upload, its compile workers included", f"{cpu_all:.1f} ms", ""),
+    ("idle RSS after the uploads", f"{$RSS_AFTER_UPLOADS} MiB", "≤ 256 MiB at 10,000"),
+    ("one tenant, req/s", f"{med['one'][0]:,.0f}", ""),
+    ("a random tenant per request, req/s", f"{med['random'][0]:,.0f}", ""),
+    ("random ÷ one", f"{ratio:.2f}", "≥ 0.7"),
+    ("restart: /healthz answers after", f"{$HEALTHZ_S:.2f} s", ""),
+    ("restart: idle RSS before any script runs", f"{$RSS_RESTART} MiB", ""),
+    ("restart: a random tenant answers after", f"{$TENANT_ONLY_S:.2f} s", "≤ 2 s at 10,000"),
+]
+for what, value, goal in rows:
+    print(f"| {what} | {value} | {goal} |")
 PY
