@@ -1,63 +1,205 @@
 #!/usr/bin/env bash
-# Throughput and cost of a hello request: the dispatcher (`/dispatch/hello/`) against a
-# bare axum handler and `wasmtime serve` of the same hello component, same machine, same
-# load, one run. Prints req/s, p50/p99 latency and server CPU µs per request, and the
-# ratios; the added cost of a KV get, an R2 get of a 4 KiB object, an SQL point query
-# and a service-binding hop, next to the same call made as a loopback HTTP request; and how much of its throughput hello
-# keeps while another tenant spins at its CPU limit on every connection (isolation); and
-# what the gateway adds to an authenticated read of a first-party service.
-# Installs wrk (Debian) and wasmtime-cli (same version as our wasmtime) if absent.
+# Throughput and cost of a hello request: the dispatcher (`/dispatch/hello/`) against its
+# peers on the same machine, under the same load, in one run, every one of them answering
+# the same `Hello! This module is provided by the platform` (text/plain):
+#   - a bare axum handler (the floor),
+#   - `wasmtime serve` (49) of the same hello component, with the pooling allocator, in its
+#     WASIp2 default of a fresh instance per request, and with instance reuse,
+#   - workerd (Cloudflare's runtime, from npm) running the same answer as an ES module
+#     worker: one process (one event-loop thread), and one process per core sharing one
+#     listening socket, the way workerd is run to use a whole machine.
+# Prints req/s, p50/p99 latency, server CPU µs per request and peak RSS (VmHWM during the
+# load), the ratios, and the same table as Markdown for the README. Then: the added cost of
+# a KV get, an R2 get of a 4 KiB object, an SQL point query and a service-binding hop, next
+# to the same call made as a loopback HTTP request; how much of its throughput hello keeps
+# while another tenant spins at its CPU limit on every connection (isolation); what the
+# gateway adds to an authenticated read of a first-party service; the dispatcher's idle
+# RSS after start; the first request after an upload and after a restart; and the time
+# from an upload to its first answer, for hello and for a componentize-js (JavaScript,
+# ~13 MB) component. It ends with the goals of issue 15 (P1-P4, P7) as ratios, each with
+# its target and PASS/MISS. It prints; it asserts nothing about speed.
+# Installs what is absent: wrk (Debian), wasmtime-cli $WASMTIME_VERSION (cargo, only the
+# features `serve` needs), workerd and componentize-js (npm, into $CACHE).
 #
 #   bash bench/run.sh            # 3 rounds of 10 s per server, 64 connections, 2 threads
 #   ROUNDS=5 DURATION=20 bash bench/run.sh
+#   ROUNDS=1 DURATION=3 BUILD=0 bash bench/run.sh   # quick, with the binaries already built
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
-WASMTIME_VERSION=48.0.8
+BUILD=${BUILD:-1}              # 0: use the release binaries already in the target dir
+SAMPLES=${SAMPLES:-5}          # uploads / scripts timed for the first-request figures
+JS_SAMPLES=${JS_SAMPLES:-1}    # componentize-js uploads timed (each compiles ~10 s)
+IDLE_WAIT=${IDLE_WAIT:-2}      # seconds after /healthz first answers to read idle RSS
+TARGET=${CARGO_TARGET_DIR:-target}
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/dispatcher-bench
+WASMTIME_VERSION=${WASMTIME_VERSION:-49.0.5}
 WASMTIME_ROOT=${WASMTIME_ROOT:-$HOME/.local/wasmtime-$WASMTIME_VERSION}
+WORKERD_VERSION=${WORKERD_VERSION:-1.20261117.1}
+COMPONENTIZE_JS_VERSION=${COMPONENTIZE_JS_VERSION:-0.23.0}
+HELLO_TEXT='Hello! This module is provided by the platform'
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 WASMTIME="$WASMTIME_ROOT/bin/wasmtime"
 if ! "$WASMTIME" --version 2>/dev/null | grep -q "$WASMTIME_VERSION"; then
     echo "installing wasmtime-cli $WASMTIME_VERSION (one-time, slow)..." >&2
     # Only what `wasmtime serve` needs: the full default feature set takes far longer to
-    # build and changes nothing about how `serve` runs a wasi:http component.
-    cargo install wasmtime-cli --version "$WASMTIME_VERSION" --locked --root "$WASMTIME_ROOT" \
-        --no-default-features \
+    # build and changes nothing about how `serve` runs a wasi:http component. 49 declares a
+    # newer rust-version than our pinned toolchain; it builds with it all the same.
+    cargo install wasmtime-cli --version "$WASMTIME_VERSION" --locked --ignore-rust-version \
+        --root "$WASMTIME_ROOT" -j2 --no-default-features \
         --features serve,run,cranelift,pooling-allocator,component-model,component-model-async,parallel-compilation,cache,wat
 fi
 
-cargo build --release -j2 -p dispatcher -p bench >&2
+# workerd from npm, once, into the cache; the platform package carries the native binary,
+# which is started directly (no node wrapper between it and the measured PID).
+WORKERD_DIR="$CACHE/workerd"
+workerd_bin() { ls "$WORKERD_DIR"/node_modules/@cloudflare/workerd-*/bin/workerd 2>/dev/null | head -n1 || true; }
+installed_workerd=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' \
+    "$WORKERD_DIR/node_modules/workerd/package.json" 2>/dev/null || true)
+if [ "$installed_workerd" != "$WORKERD_VERSION" ] || [ -z "$(workerd_bin)" ]; then
+    echo "installing workerd $WORKERD_VERSION from npm into $WORKERD_DIR..." >&2
+    mkdir -p "$WORKERD_DIR"
+    npm install --prefix "$WORKERD_DIR" --no-audit --no-fund --loglevel=error "workerd@$WORKERD_VERSION" >&2 ||
+        echo "workerd could not be installed: its rows are skipped" >&2
+fi
+WORKERD=$(workerd_bin)
+
+if [ "$BUILD" = 1 ]; then cargo build --release -j2 -p dispatcher -p bench >&2; fi
+BIN="$TARGET/release"
 WORK=$(mktemp -d)
+# At exit: stop every server this script started (by PID; workerd drains its connections
+# first), wait up to 10 s for each to be gone, so the ports are free for the next run.
+cleanup() {
+    local pid pids
+    pids=$(jobs -p)
+    for pid in $pids; do kill "$pid" 2>/dev/null || true; done
+    for pid in $pids; do
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
 # The default template imports the platform module; `wasmtime serve` gets the same
 # component composed with it, exactly as the dispatcher composes it at upload.
 HELLO="$WORK/hello.wasm"
-GUESTS=$(dirname "$(ls -t target/release/build/dispatcher-*/out/hello.wasm | head -n1)")
-target/release/dispatcher script compose "$GUESTS/hello.wasm" -o "$HELLO"
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+GUESTS=$(dirname "$(ls -t "$TARGET"/release/build/dispatcher-*/out/hello.wasm | head -n1)")
+"$BIN/dispatcher" script compose "$GUESTS/hello.wasm" -o "$HELLO"
 
-# Servers on fixed loopback ports.
-target/release/axum-hello 127.0.0.1:8790 >/dev/null &
-AXUM_PID=$!
+now() { date +%s.%N; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+wait_up() { for _ in $(seq 3000); do curl -fs -o /dev/null "$1" && return; sleep 0.02; done; echo "not up: $1" >&2; exit 1; }
+check_hello() { # URL NAME: the server answers exactly the hello text
+    local body
+    body=$(curl -fsS "$1")
+    [ "$body" = "$HELLO_TEXT" ] || { echo "$2 answers '$body', not the hello text" >&2; exit 1; }
+}
+: >"$WORK/figures"   # "key value" lines for the report
+figure() { echo "$1 $2" >>"$WORK/figures"; }
+
+# Servers on fixed loopback ports. The dispatcher first, alone: its idle RSS is read
+# $IDLE_WAIT s after /healthz first answers, before any request reaches a script.
 # Loopback is opened so a script can call the same server over HTTP, for comparison.
 echo 'outbound_allow_private = ["127.0.0.0/8"]' >"$WORK/dispatcher.toml"
-target/release/dispatcher --data "$WORK/data" serve --listen 127.0.0.1:8791 --demo \
-    --config "$WORK/dispatcher.toml" >/dev/null 2>"$WORK/dispatcher.log" &
-DISPATCHER_PID=$!
-"$WASMTIME" serve -Scli --addr 127.0.0.1:8792 "$HELLO" >/dev/null 2>&1 &
-WASMTIME_PID=$!
+start_dispatcher() {
+    "$BIN/dispatcher" --data "$WORK/data" serve --listen 127.0.0.1:8791 --demo \
+        --config "$WORK/dispatcher.toml" >/dev/null 2>>"$WORK/dispatcher.log" &
+    DISPATCHER_PID=$!
+}
+T0=$(now)
+start_dispatcher
+wait_up http://127.0.0.1:8791/healthz
+figure first_start_s "$(python3 -c "print($(now) - $T0)")"
+sleep "$IDLE_WAIT"
+figure idle_rss_kb "$(rss_kb "$DISPATCHER_PID")"
 
-wait_up() { for _ in $(seq 600); do curl -fs "$1" >/dev/null && return; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
+"$BIN/axum-hello" 127.0.0.1:8790 >/dev/null &
+AXUM_PID=$!
+# `-O pooling-allocator=y`: serve picks the pooling allocator by default where the address
+# space allows; this makes sure of it in both modes. WASIp2 components get a fresh instance
+# per request unless --max-instance-reuse-count says otherwise.
+"$WASMTIME" serve -Scli -O pooling-allocator=y --addr 127.0.0.1:8792 "$HELLO" >/dev/null 2>&1 &
+WASMTIME_PID=$!
+"$WASMTIME" serve -Scli -O pooling-allocator=y --max-instance-reuse-count 1000000 \
+    --addr 127.0.0.1:8794 "$HELLO" >/dev/null 2>&1 &
+WASMTIME_REUSE_PID=$!
+WORKERD_PID=""
+if [ -n "$WORKERD" ]; then
+    mkdir -p "$WORK/workerd"
+    cat >"$WORK/workerd/worker.js" <<JS
+export default {
+  fetch() {
+    return new Response("$HELLO_TEXT", {
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  },
+};
+JS
+    cat >"$WORK/workerd/config.capnp" <<'CAPNP'
+using Workerd = import "/workerd/workerd.capnp";
+
+const config :Workerd.Config = (
+  services = [(name = "hello", worker = .hello)],
+  sockets = [(name = "http", address = "127.0.0.1:8793", http = (), service = "hello")],
+);
+
+const hello :Workerd.Worker = (
+  modules = [(name = "worker.js", esModule = embed "worker.js")],
+  compatibilityDate = "2024-09-23",
+);
+CAPNP
+    # One process: workerd runs its isolates on one event-loop thread per process.
+    "$WORKERD" serve "$WORK/workerd/config.capnp" >/dev/null 2>"$WORK/workerd.log" &
+    WORKERD_PID=$!
+    # And one process per core, as workerd is deployed to use a machine: they accept on
+    # one listening socket, opened here and handed to each (--socket-fd).
+    if [ "$(nproc)" -gt 1 ]; then
+        python3 - "$WORKERD" "$WORK/workerd/config.capnp" "$(nproc)" "$WORK/workerd-pids" <<'PY' \
+            >/dev/null 2>>"$WORK/workerd.log" &
+import signal, socket, subprocess, sys
+workerd, config, count, pid_file = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", 8797))
+listener.listen(1024)
+fd = listener.fileno()
+procs = [subprocess.Popen([workerd, "serve", config, f"--socket-fd=http={fd}"], pass_fds=[fd])
+         for _ in range(count)]
+with open(pid_file + ".tmp", "w") as f:
+    f.write(" ".join(str(p.pid) for p in procs))
+__import__("os").rename(pid_file + ".tmp", pid_file)
+signal.signal(signal.SIGTERM, lambda *_: [p.terminate() for p in procs])
+for p in procs:
+    p.wait()
+PY
+    fi
+fi
+
 wait_up http://127.0.0.1:8790/
-wait_up http://127.0.0.1:8791/dispatch/hello/
 wait_up http://127.0.0.1:8792/
+wait_up http://127.0.0.1:8794/
+check_hello http://127.0.0.1:8790/ axum
+check_hello http://127.0.0.1:8791/dispatch/hello/ dispatcher
+check_hello http://127.0.0.1:8792/ "wasmtime serve"
+check_hello http://127.0.0.1:8794/ "wasmtime serve (reuse)"
+WORKERD_CORES_PIDS=""
+if [ -n "$WORKERD_PID" ]; then
+    wait_up http://127.0.0.1:8793/
+    check_hello http://127.0.0.1:8793/ workerd
+    if [ "$(nproc)" -gt 1 ]; then
+        wait_up http://127.0.0.1:8797/
+        check_hello http://127.0.0.1:8797/ "workerd ($(nproc) processes)"
+        WORKERD_CORES_PIDS=$(cat "$WORK/workerd-pids")
+    fi
+fi
 
 # Binding costs: SDK scripts for a customer `bench` (the SDK baseline does no I/O).
 D=http://127.0.0.1:8791
-TOKEN=$(target/release/dispatcher --data "$WORK/data" customer create bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+TOKEN=$("$BIN/dispatcher" --data "$WORK/data" customer create bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 upload() { # NAME GUEST METADATA
     curl -fsS -X PUT "$D/script/$1" -H "X-Customer-Token: $TOKEN" \
         -F "metadata=$3" -F "module=@$GUESTS/$2.wasm;type=application/wasm" >/dev/null
@@ -73,7 +215,7 @@ upload bench-hop service '{"bindings":[{"type":"service","name":"BACKEND","servi
 upload bench-fetch limits '{}'
 LOOPBACK="$D/dispatch/bench-fetch/fetch?url=http%3A%2F%2F127.0.0.1%3A8791%2Fdispatch%2Fbench-hello%2F"
 # Another tenant whose every request spins until its CPU limit stops it.
-HOG_TOKEN=$(target/release/dispatcher --data "$WORK/data" customer create hog --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+HOG_TOKEN=$("$BIN/dispatcher" --data "$WORK/data" customer create hog --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 curl -fsS -X PUT "$D/script/hog" -H "X-Customer-Token: $HOG_TOKEN" -H 'content-type: application/wasm' \
     --data-binary "@$GUESTS/limits.wasm" >/dev/null
 curl -fsS -X PUT "$D/dispatch/bench-kv/key1" --data-binary 'value one' >/dev/null
@@ -112,22 +254,36 @@ request = function()
 end
 LUA
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU and peak RSS of a server: of its one process, or summed over its processes (PIDS is
+# a space-separated list). The peak of a run: each high-water mark is reset to the current
+# RSS before it (`clear_refs` 5) and read after it (VmHWM).
+cpu_ticks() { # PIDS
+    local pid total=0
+    for pid in $1; do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
+    echo "$total"
+}
 TICK=$(getconf CLK_TCK)
+reset_peak() { local pid; for pid in $1; do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true; done; }
+peak_kb() {
+    local pid total=0
+    for pid in $1; do total=$((total + $(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status"))); done
+    echo "$total"
+}
 
-# run NAME PID URL [WRK ARGS...] -> appends "name rps p50_us p99_us cpu_us_per_req" to results
+# run NAME PIDS URL [WRK ARGS...] -> appends "name rps p50_us p99_us cpu_us_per_req peak_kb"
 run() {
     local name=$1 pid=$2 url=$3
     shift 3
     wrk -t2 -c"$CONNECTIONS" -d2s "$@" "$url" >/dev/null  # warm up
     for round in $(seq "$ROUNDS"); do
         local before after out
+        reset_peak "$pid"
         before=$(cpu_ticks "$pid")
         out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
         after=$(cpu_ticks "$pid")
-        python3 - "$name" "$before" "$after" "$TICK" <<PY >>"$WORK/results"
+        python3 - "$name" "$before" "$after" "$TICK" "$(peak_kb "$pid")" <<PY >>"$WORK/results"
 import re, sys
-name, before, after, tick = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+name, before, after, tick, peak = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 out = """$out"""
 def us(text):
     value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
@@ -139,7 +295,7 @@ p99 = us(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 assert not errors, f"{name}: {errors.group(0)}"
 cpu_us = (after - before) / tick * 1e6 / requests
-print(name, rps, p50, p99, cpu_us)
+print(name, rps, p50, p99, cpu_us, peak)
 PY
     done
 }
@@ -148,7 +304,12 @@ PY
 for round in $(seq "$ROUNDS"); do
     ROUNDS=1 run axum "$AXUM_PID" http://127.0.0.1:8790/
     ROUNDS=1 run dispatcher "$DISPATCHER_PID" http://127.0.0.1:8791/dispatch/hello/
-    ROUNDS=1 run wasmtime-serve "$WASMTIME_PID" http://127.0.0.1:8792/
+    ROUNDS=1 run wasmtime-pooling "$WASMTIME_PID" http://127.0.0.1:8792/
+    ROUNDS=1 run wasmtime-reuse "$WASMTIME_REUSE_PID" http://127.0.0.1:8794/
+    if [ -n "$WORKERD_PID" ]; then ROUNDS=1 run workerd "$WORKERD_PID" http://127.0.0.1:8793/; fi
+    if [ -n "$WORKERD_CORES_PIDS" ]; then
+        ROUNDS=1 run workerd-cores "$WORKERD_CORES_PIDS" http://127.0.0.1:8797/
+    fi
     ROUNDS=1 run sdk-baseline "$DISPATCHER_PID" "$D/dispatch/bench-sdk/secret-length"
     ROUNDS=1 run kv-get "$DISPATCHER_PID" "$D/dispatch/bench-kv/key1"
     ROUNDS=1 run r2-get-4k "$DISPATCHER_PID" "$D/dispatch/bench-r2/files/object-4k"
@@ -191,26 +352,149 @@ for line in sys.stdin:
 print(f"{total:.1f}")')
 fi
 
-python3 - "$WORK/results" "$CONNECTIONS" "$ENFORCEMENT" <<'PY'
-import statistics, sys
+# A componentize-js hello (JavaScript on StarlingMonkey, ~13 MB) answering the same text,
+# built once from npm into the cache; prints its path, or fails (the rows are skipped).
+js_component() {
+    local dir="$CACHE/componentize-js" out engine version builtin wit_version
+    out="$dir/hello-$COMPONENTIZE_JS_VERSION.wasm"
+    if [ -s "$out" ]; then echo "$out"; return 0; fi
+    command -v npm >/dev/null || { echo "npm not found" >&2; return 1; }
+    if [ ! -x "$dir/node_modules/.bin/componentize-js" ]; then
+        echo "installing componentize-js $COMPONENTIZE_JS_VERSION from npm into $dir..." >&2
+        mkdir -p "$dir" &&
+            npm install --prefix "$dir" --no-audit --no-fund --loglevel=error \
+                "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" >&2 || return 1
+    fi
+    # The engine exports wasi:http/incoming-handler at the WASI 0.2 patch version it was
+    # built with; the WIT of WASI 0.2 comes with jco (a dependency), at its newest 0.2
+    # patch version, the same interfaces: the copy is labelled with the engine's version.
+    engine="$dir/node_modules/@bytecodealliance/componentize-js/lib/starlingmonkey_embedding.wasm"
+    version=$(python3 -c 'import re,sys; print(re.search(rb"wasi:http/incoming-handler@(0\.2\.\d+)", open(sys.argv[1],"rb").read()).group(1).decode())' "$engine") || return 1
+    builtin=$(ls -d "$dir"/node_modules/@bytecodealliance/jco/lib/wit/builtin/0.2.* | sort -V | tail -n1)
+    [ -d "$builtin/wasi-http" ] || { echo "no WASI 0.2 WIT found under jco" >&2; return 1; }
+    wit_version=$(basename "$builtin")
+    rm -rf "$dir/src" && mkdir -p "$dir/src/wit" && cp -r "$builtin" "$dir/src/wit/deps" || return 1
+    find "$dir/src/wit/deps" -name '*.wit' -exec sed -i "s/@$wit_version/@$version/g" {} + || return 1
+    printf 'package bench:hello;\n\nworld hello {\n  include wasi:http/proxy@%s;\n}\n' "$version" \
+        >"$dir/src/wit/world.wit"
+    cat >"$dir/src/hello.js" <<JS
+addEventListener("fetch", (event) =>
+  event.respondWith(
+    new Response("$HELLO_TEXT", {
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    }),
+  ),
+);
+JS
+    echo "building the componentize-js hello (one-time, ~30 s)..." >&2
+    (cd "$dir/src" && "$dir/node_modules/.bin/componentize-js" hello.js --wit wit -o "$out.tmp") >&2 &&
+        mv "$out.tmp" "$out" && echo "$out"
+}
+
+# First requests (P4) and upload to first answer (P7). Every sample is a component of its
+# own (the template with a custom section of its own), so every upload compiles. The first
+# request after an upload is timed alone (curl's time_total, a new connection), against the
+# same measure of a script already warm; then the server is stopped and started again on
+# the same data dir, and the first request to each of those scripts is timed the same way.
+put_wasm() { # NAME FILE -> http status; the answer is in $WORK/put.out
+    curl -sS -o "$WORK/put.out" -w '%{http_code}' -X PUT "$D/script/$1" \
+        -H "X-Customer-Token: $TOKEN" -H 'content-type: application/wasm' --data-binary "@$2"
+}
+time_get() { curl -sS -o /dev/null -w '%{http_code} %{time_total}\n' "$D/dispatch/$1/"; }
+first_time() { # NAME -> seconds of one request, which must answer 200
+    local status t
+    read -r status t <<<"$(time_get "$1")"
+    [ "$status" = 200 ] || echo "$1 answered $status" >&2
+    echo "$t"
+}
+upload_to_answer() { # KEY NAME FILE: seconds from the start of the PUT to the first 200
+    local key=$1 name=$2 t0 code status t first tries=0
+    t0=$(now)
+    code=$(put_wasm "$name" "$3")
+    if [ "${code:0:1}" != 2 ]; then
+        echo "upload of $name: $code $(cat "$WORK/put.out")" >&2
+        return 1
+    fi
+    read -r status first <<<"$(time_get "$name")"
+    while [ "$status" != 200 ] && [ "$tries" -lt 500 ]; do
+        sleep 0.01
+        read -r status t <<<"$(time_get "$name")"
+        tries=$((tries + 1))
+    done
+    [ "$status" = 200 ] || { echo "$name never answered 200" >&2; return 1; }
+    figure "${key}_upload_to_answer_s" "$(python3 -c "print($(now) - $t0)")"
+    figure "${key}_first_after_upload_s" "$first"
+}
+for _ in $(seq 3); do time_get hello >/dev/null; done
+for _ in $(seq 20); do figure steady_curl_s "$(first_time hello)"; done
+for i in $(seq "$SAMPLES"); do
+    python3 bench/custom_section.py "$GUESTS/hello.wasm" "$WORK/first-$i.wasm" "first-$i-$RANDOM"
+    upload_to_answer hello "first-$i" "$WORK/first-$i.wasm"
+done
+JS_WASM=""
+if [ "$JS_SAMPLES" -gt 0 ]; then
+    if JS_WASM=$(js_component); then
+        for i in $(seq "$JS_SAMPLES"); do
+            python3 bench/custom_section.py "$JS_WASM" "$WORK/js-$i.wasm" "js-$i-$RANDOM"
+            upload_to_answer js "js-$i" "$WORK/js-$i.wasm" || { JS_WASM=""; break; }
+        done
+    else
+        echo "no componentize-js component (see above): its upload rows are skipped" >&2
+        JS_WASM=""
+    fi
+fi
+kill "$DISPATCHER_PID"
+wait "$DISPATCHER_PID" || true
+T0=$(now)
+start_dispatcher
+wait_up http://127.0.0.1:8791/healthz
+figure restart_s "$(python3 -c "print($(now) - $T0)")"
+figure restart_rss_kb "$(rss_kb "$DISPATCHER_PID")"
+for i in $(seq "$SAMPLES"); do figure first_after_restart_s "$(first_time "first-$i")"; done
+if [ -n "$JS_WASM" ]; then figure js_first_after_restart_s "$(first_time js-1)"; fi
+
+export ROUNDS DURATION CONNECTIONS IDLE_WAIT WASMTIME_VERSION WORKERD_VERSION
+WORKERD_VERSION=$([ -n "$WORKERD_PID" ] && echo "$WORKERD_VERSION" || echo "")
+NPROC=$(nproc) MACHINE="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" \
+python3 - "$WORK/results" "$WORK/figures" "$ENFORCEMENT" <<'PY'
+import datetime, os, statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
     name, *values = line.split()
     rows.setdefault(name, []).append([float(v) for v in values])
 med = {n: [statistics.median(col) for col in zip(*r)] for n, r in rows.items()}
-print(f"{'server':<16}{'req/s':>10}{'p50 µs':>10}{'p99 µs':>10}{'CPU µs/req':>12}   (medians of {len(rows['axum'])} rounds)")
-for name in ("axum", "dispatcher", "wasmtime-serve"):
-    rps, p50, p99, cpu = med[name]
-    print(f"{name:<16}{rps:>10.0f}{p50:>10.0f}{p99:>10.0f}{cpu:>12.1f}")
-d, a, w = med["dispatcher"], med["axum"], med["wasmtime-serve"]
+figures = {}
+for line in open(sys.argv[2]):
+    key, value = line.split()
+    figures.setdefault(key, []).append(float(value))
+fig = {k: statistics.median(v) for k, v in figures.items()}
+env = os.environ
+connections = int(env["CONNECTIONS"])
+wt = f"wasmtime serve {env['WASMTIME_VERSION']}"
+peers = [("axum", "bare axum"), ("dispatcher", "dispatcher"),
+         ("wasmtime-pooling", f"{wt}, pooling, fresh instance"),
+         ("wasmtime-reuse", f"{wt}, pooling, instance reuse")]
+if "workerd" in med:
+    peers.append(("workerd", f"workerd {env['WORKERD_VERSION']} (1 process)"))
+if "workerd-cores" in med:
+    peers.append(("workerd-cores", f"workerd {env['WORKERD_VERSION']} ({env['NPROC']} processes)"))
+d, a = med["dispatcher"], med["axum"]
+print(f"{'server':<48}{'req/s':>9}{'p50 µs':>9}{'p99 µs':>9}{'CPU µs/req':>12}{'peak RSS MiB':>14}")
+for key, label in peers:
+    rps, p50, p99, cpu, peak = med[key]
+    print(f"{label:<48}{rps:>9.0f}{p50:>9.0f}{p99:>9.0f}{cpu:>12.1f}{peak / 1024:>14.1f}")
+print(f"(medians of {len(rows['axum'])} rounds of {env['DURATION']} s, {connections} connections, wrk -t2;")
+print(f" peak RSS = VmHWM during the round, reset before it; summed over a server's processes)")
 print()
-print(f"dispatcher vs wasmtime serve: {d[0]/w[0]:.2f}x req/s, {w[3]/d[3]:.2f}x less CPU per request")
-print(f"dispatcher vs bare axum:      {d[0]/a[0]:.2f}x req/s, {d[3]/a[3]:.2f}x CPU per request")
+for key, label in peers:
+    if key != "dispatcher":
+        m = med[key]
+        print(f"dispatcher vs {label}: {d[0]/m[0]:.2f}x req/s, {d[3]/m[3]:.2f}x CPU per request")
 print()
 print(f"{'binding':<16}{'req/s':>10}{'p50 µs':>10}{'CPU µs/req':>12}{'added CPU µs':>14}{'added p50 µs':>14}")
 base = med["sdk-baseline"]
 for name in ("sdk-baseline", "kv-get", "r2-get-4k", "sql-point", "service-hop"):
-    rps, p50, p99, cpu = med[name]
+    rps, p50, p99, cpu, _ = med[name]
     print(f"{name:<16}{rps:>10.0f}{p50:>10.0f}{cpu:>12.1f}{cpu - base[3]:>14.1f}{p50 - base[1]:>14.0f}")
 hop = med["service-hop"][3] - base[3]
 print()
@@ -231,7 +515,7 @@ print(f"{checked[0]/direct[0]:.2f}x the direct req/s.")
 print()
 solo, beside = med["dispatcher"], med["hello-beside-hog"]
 print(f"isolation: hello alone {solo[0]:.0f} req/s, p50 {solo[1]:.0f} µs; beside a tenant spinning at its")
-print(f"CPU limit on {sys.argv[2]} connections: {beside[0]:.0f} req/s, p50 {beside[1]:.0f} µs")
+print(f"CPU limit on {connections} connections: {beside[0]:.0f} req/s, p50 {beside[1]:.0f} µs")
 print(f"-> hello keeps {beside[0]/solo[0]*100:.0f}% of its solo throughput (target >= 50%).")
 if sys.argv[3]:
     share = float(sys.argv[3])
@@ -239,4 +523,59 @@ if sys.argv[3]:
     print(f"limits enforcement (CPU metering, memory limiter, epoch callback): {share:.1f}% of the")
     print(f"dispatcher's CPU on hello, about {d[3] * share / 100:.1f} µs of its {d[3]:.1f} µs per request (perf);")
     print(f"hello is CPU-bound, so it costs about the same share of hello's throughput.")
+
+ms = lambda seconds: seconds * 1e3
+steady = fig["steady_curl_s"]
+n_first = len(figures["hello_first_after_upload_s"])
+print()
+print(f"first requests, one curl each (a new connection), medians; a warm hello: {ms(steady):.2f} ms")
+print(f"  first request after an upload ({n_first} fresh hellos): {ms(fig['hello_first_after_upload_s']):.2f} ms")
+print(f"  restart on the same data dir: /healthz after {fig['restart_s']:.2f} s, idle RSS then {fig['restart_rss_kb'] / 1024:.1f} MiB;")
+print(f"  first request to each of those {n_first} scripts after it: {ms(fig['first_after_restart_s']):.2f} ms")
+print(f"upload to first answer (start of the PUT to the first 200 of a dispatch), medians:")
+print(f"  hello ({n_first} uploads): {ms(fig['hello_upload_to_answer_s']):.0f} ms")
+if "js_upload_to_answer_s" in fig:
+    print(f"  componentize-js hello ({len(figures['js_upload_to_answer_s'])} upload(s)): {fig['js_upload_to_answer_s']:.2f} s;"
+          f" its first request after the restart: {ms(fig['js_first_after_restart_s']):.1f} ms")
+print(f"dispatcher with --demo: /healthz {fig['first_start_s']:.2f} s after a first start (the six first-party")
+print(f"services compiled), idle RSS {fig['idle_rss_kb'] / 1024:.1f} MiB {env['IDLE_WAIT']} s after that, before any request")
+
+wp, wr = med["wasmtime-pooling"], med["wasmtime-reuse"]
+goals = [
+    ("P1", "dispatcher req/s / wasmtime serve (pooling, fresh instance)", d[0] / wp[0], ">=", 3),
+]
+if "workerd" in med:
+    goals.append(("P1", "dispatcher req/s / workerd (1 process)", d[0] / med["workerd"][0], ">=", 2))
+if "workerd-cores" in med:
+    goals.append(("P1", f"dispatcher req/s / workerd ({env['NPROC']} processes, one per core)",
+                  d[0] / med["workerd-cores"][0], ">=", 2))
+goals += [
+    ("P2", "dispatcher CPU/req / wasmtime serve (instance reuse)", d[3] / wr[3], "<=", 1.6),
+    ("P3", f"dispatcher p99 / bare axum p99 at {connections} connections", d[2] / a[2], "<=", 2),
+    ("P3", f"dispatcher --demo idle RSS, MiB ({env['IDLE_WAIT']} s after /healthz)", fig["idle_rss_kb"] / 1024, "<=", 64),
+    ("P4", "first request after an upload / warm request", fig["hello_first_after_upload_s"] / steady, "<=", 2),
+    ("P4", "first request after a restart / warm request", fig["first_after_restart_s"] / steady, "<=", 2),
+    ("P7", "hello: upload to first answer, ms", ms(fig["hello_upload_to_answer_s"]), "<=", 300),
+]
+if "js_upload_to_answer_s" in fig:
+    goals.append(("P7", "componentize-js hello: upload to first answer, s", fig["js_upload_to_answer_s"], "<=", 3))
+else:
+    print("(no componentize-js component: its P7 row is skipped)")
+print()
+print("goals (issue 15)")
+for point, what, value, op, target in goals:
+    ok = value >= target if op == ">=" else value <= target
+    print(f"  {point}  {what:<62}{value:>9.2f}  target {op} {target:<5} {'PASS' if ok else 'MISS'}")
+if connections != 64:
+    print(f"  (P3 is stated at 64 connections; this run used {connections})")
+
+print()
+print(f"Markdown ({datetime.date.today()}, {env['MACHINE']}; {len(rows['axum'])} x {env['DURATION']} s rounds, {connections} connections):")
+print()
+print("| server | req/s | CPU µs/req | p99 ms | peak RSS MiB | dispatcher req/s ÷ server's |")
+print("|---|---:|---:|---:|---:|---:|")
+for key, label in peers:
+    rps, p50, p99, cpu, peak = med[key]
+    ratio = "—" if key == "dispatcher" else f"{d[0] / rps:.2f}"
+    print(f"| {label} | {rps:,.0f} | {cpu:.1f} | {p99 / 1e3:.2f} | {peak / 1024:.1f} | {ratio} |")
 PY
