@@ -210,6 +210,11 @@ upload bench-kv kv '{"bindings":[{"type":"kv_namespace","name":"CACHE","namespac
 upload bench-sql sql '{"bindings":[{"type":"d1","name":"DB","database":"bench"}]}'
 upload bench-r2 r2 '{"bindings":[{"type":"r2_bucket","name":"FILES","bucket_name":"bench"}]}'
 upload bench-hop service '{"bindings":[{"type":"service","name":"BACKEND","service":"bench-hello"}]}'
+# One binding call repeated CALLS times in a request against none (P6: the cost of a call,
+# free of the request around it and of the JSON the example scripts above parse).
+CALLS=10
+upload bench-calls binding-calls '{"bindings":[{"type":"kv_namespace","name":"CACHE","namespace":"calls"},{"type":"d1","name":"DB","database":"calls"},{"type":"service","name":"BACKEND","service":"bench-hello"}]}'
+curl -fsS -X POST "$D/dispatch/bench-calls/setup" >/dev/null
 # The same hello reached over loopback HTTP by a plain wasi:http client (the `limits`
 # test guest), and that guest doing nothing, as its baseline.
 upload bench-fetch limits '{}'
@@ -315,6 +320,10 @@ for round in $(seq "$ROUNDS"); do
     ROUNDS=1 run r2-get-4k "$DISPATCHER_PID" "$D/dispatch/bench-r2/files/object-4k"
     ROUNDS=1 run sql-point "$DISPATCHER_PID" "$D/dispatch/bench-sql/query" -s "$WORK/point-query.lua"
     ROUNDS=1 run service-hop "$DISPATCHER_PID" "$D/dispatch/bench-hop/"
+    ROUNDS=1 run calls-none "$DISPATCHER_PID" "$D/dispatch/bench-calls/kv?n=0"
+    for call in kv sql hop; do
+        ROUNDS=1 run "calls-$call" "$DISPATCHER_PID" "$D/dispatch/bench-calls/$call?n=$CALLS"
+    done
     ROUNDS=1 run fetch-baseline "$DISPATCHER_PID" "$D/dispatch/bench-fetch/spin-ms?ms=0"
     ROUNDS=1 run loopback-http "$DISPATCHER_PID" "$LOOPBACK"
     ROUNDS=1 run content-direct "$DISPATCHER_PID" "$D/dispatch/bench-content/content/$DIRECT_ITEM"
@@ -453,7 +462,7 @@ figure restart_rss_kb "$(rss_kb "$DISPATCHER_PID")"
 for i in $(seq "$SAMPLES"); do figure first_after_restart_s "$(first_time "first-$i")"; done
 if [ -n "$JS_WASM" ]; then figure js_first_after_restart_s "$(first_time js-1)"; fi
 
-export ROUNDS DURATION CONNECTIONS IDLE_WAIT WASMTIME_VERSION WORKERD_VERSION
+export ROUNDS DURATION CONNECTIONS IDLE_WAIT WASMTIME_VERSION WORKERD_VERSION CALLS
 WORKERD_VERSION=$([ -n "$WORKERD_PID" ] && echo "$WORKERD_VERSION" || echo "")
 NPROC=$(nproc) MACHINE="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" \
 python3 - "$WORK/results" "$WORK/figures" "$ENFORCEMENT" <<'PY'
@@ -496,6 +505,14 @@ base = med["sdk-baseline"]
 for name in ("sdk-baseline", "kv-get", "r2-get-4k", "sql-point", "service-hop"):
     rps, p50, p99, cpu, _ = med[name]
     print(f"{name:<16}{rps:>10.0f}{p50:>10.0f}{cpu:>12.1f}{cpu - base[3]:>14.1f}{p50 - base[1]:>14.0f}")
+print()
+none = med["calls-none"][3]
+print(f"one binding call, from {env['CALLS']} in a request against none ({none:.1f} µs CPU/req):")
+for name, label, goal in (("kv", "KV get", 10), ("sql", "SQL point query", 15),
+                          ("hop", "service hop to hello, its run included", 30)):
+    per_call = (med[f"calls-{name}"][3] - none) / int(env["CALLS"])
+    verdict = "pass" if per_call <= goal else "MISS"
+    print(f"  P6 {label:<40}{per_call:>8.1f} µs CPU   (goal <= {goal})  {verdict}")
 hop = med["service-hop"][3] - base[3]
 print()
 print(f"service-binding hop to hello, the callee's run included: {hop:.1f} µs CPU;")

@@ -7,7 +7,8 @@ async fn main() {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8790".into());
-    let app = axum::Router::new().fallback(|| async { "Hello! This module is provided by the platform" });
+    let app =
+        axum::Router::new().fallback(|| async { "Hello! This module is provided by the platform" });
     let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
     println!("axum-hello listening on http://{addr}");
     axum::serve(listener, app).await.expect("serve");

@@ -5,9 +5,13 @@
 //! hash>.cwasm` for a script composed with the platform module (`compose.rs`), so a new
 //! platform module never reuses artifacts composed with an old one, while scripts that do
 //! not import it keep theirs. Its own SHA-256 is recorded in the store when written, under
-//! (wasm sha256, the key's part after the wasm sha256). Loading reads the file, checks that
-//! digest, and only then deserializes the very bytes it checked — we never deserialize
-//! bytes we did not produce and verify. A missing, corrupted or incompatible artifact is
+//! (wasm sha256, the key's part after the wasm sha256). Loading reads the file through,
+//! checks that digest, and only then maps the file it checked (artifacts are written once
+//! under a new name and renamed into place, never changed in place) — we never
+//! deserialize bytes we did not produce and verify. A mapped artifact's code and data are
+//! file pages the kernel may drop and read again, not a copy in the process's own memory,
+//! so idle scripts cost almost no memory, and its data segments are the memory image its
+//! instances start from. A missing, corrupted or incompatible artifact is
 //! rebuilt from the stored component bytes (checked against their digest, composed again
 //! when the script needs it). Compiling itself happens in a worker process
 //! (`compile_cage.rs`); an upload whose bytes already have a verified artifact (another
@@ -22,7 +26,7 @@ use wasmtime::component::Component;
 use super::compile_cage::{CompileCage, CompileError, Queue};
 use super::compose::{ComposeError, PlatformModule};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError, sha256_hex, write_durably};
+use crate::store::{Store, StoreError, sha256_file_hex, sha256_hex, write_durably};
 
 /// How many hex digits of the platform module's SHA-256 name its composed artifacts.
 const PLATFORM_HASH_PREFIX: usize = 16;
@@ -133,7 +137,8 @@ impl ArtifactCache {
         Ok(artifact)
     }
 
-    /// Stores an artifact `compile` produced durably, records its digest, and loads it.
+    /// Stores an artifact `compile` produced durably, records its digest, and loads it
+    /// from its file.
     pub fn keep_and_load(
         &self,
         engine: &Engine,
@@ -143,7 +148,10 @@ impl ArtifactCache {
         artifact: &[u8],
     ) -> Result<Component, ArtifactError> {
         self.keep(store, wasm_sha256, &pending.key, artifact)?;
-        deserialize_own(engine, artifact)
+        // SAFETY: the file was just written with these bytes, which a worker running
+        // this process's own executable produced (see `deserialize_own`).
+        unsafe { Component::deserialize_file(engine, self.path(wasm_sha256, &pending.key)) }
+            .or_else(|_| deserialize_own(engine, artifact))
     }
 
     /// Loads the artifact for `wasm_sha256`, rebuilding it from the stored component
@@ -175,10 +183,13 @@ impl ArtifactCache {
             .cage
             .compile_blocking(&pending.source, Queue::Unbounded)?;
         metrics.compiles.inc();
-        if let Err(error) = self.keep(store, wasm_sha256, &pending.key, &artifact) {
-            tracing::warn!(sha256 = wasm_sha256, %error, "the rebuilt artifact cannot be stored");
+        match self.keep_and_load(engine, store, wasm_sha256, &pending, &artifact) {
+            Ok(component) => Ok(component),
+            Err(error) => {
+                tracing::warn!(sha256 = wasm_sha256, %error, "the rebuilt artifact cannot be stored");
+                deserialize_own(engine, &artifact)
+            }
         }
-        deserialize_own(engine, &artifact)
     }
     /// Stores `artifact` durably and records its digest.
     fn keep(
@@ -207,13 +218,14 @@ impl ArtifactCache {
             else {
                 continue;
             };
-            let bytes = std::fs::read(self.path(wasm_sha256, key)).map_err(|e| e.to_string())?;
-            if sha256_hex(&bytes) != expected {
+            let path = self.path(wasm_sha256, key);
+            if sha256_file_hex(&path).map_err(|e| e.to_string())? != expected {
                 return Err("artifact digest mismatch (corrupted or replaced)".into());
             }
-            // SAFETY: the bytes match the digest recorded when this process family wrote
-            // them.
-            return unsafe { Component::deserialize(engine, &bytes) }.map_err(|e| format!("{e:#}"));
+            // SAFETY: the file's bytes match the digest recorded when this process family
+            // wrote them, and that family never changes an artifact file in place.
+            return unsafe { Component::deserialize_file(engine, &path) }
+                .map_err(|e| format!("{e:#}"));
         }
         Err("no artifact recorded for this engine and platform module".into())
     }

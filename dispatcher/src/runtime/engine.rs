@@ -29,6 +29,14 @@ pub const ASYNC_STACK_BYTES: usize = 2 << 20;
 /// Bytes of a freed linear memory kept resident (zeroed in place) for the next instance.
 const KEEP_RESIDENT_MEMORY: usize = 1 << 20;
 
+/// Freed slots kept mapped for the module that last used them (wasmtime's default is
+/// 100). A slot given to another module must have its memory image mapped anew, and on
+/// a multi-threaded process that unmapping costs a TLB shootdown on every core: with
+/// many tenants each taking turns, that dominated a request (a random one of 100 tenants
+/// cost 3.4x the CPU of one tenant). Kept-resident pages of warm slots count against
+/// the guest-memory budget (`idle_resident_bytes`).
+const WARM_SLOTS: u32 = 2000;
+
 /// How often the pool's idle resident memory is read for the guest-memory budget.
 const RESIDENT_WATCH: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -68,6 +76,7 @@ fn config(limits: &EngineLimits) -> Config {
         .table_keep_resident(64 << 10)
         .async_stack_keep_resident(128 << 10)
         .pagemap_scan(wasmtime::Enabled::Auto)
+        .max_unused_warm_slots(WARM_SLOTS)
         // Everything past that is decommitted when the slot is freed. Batched, freed
         // slots would keep all their dirty pages until a batch filled (one per core):
         // 20 runs grown to 128 MiB left 1.3 GiB resident. A small run decommits

@@ -16,6 +16,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Hex SHA-256 of the file at `path`, read in pieces (never whole into memory).
+pub fn sha256_file_hex(path: &std::path::Path) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
 impl Store {
     fn blob_path(&self, sha256: &str) -> PathBuf {
         self.data_dir.join("blobs").join(format!("{sha256}.wasm"))

@@ -162,7 +162,7 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-pub use blobs::{Swept, sha256_hex};
+pub use blobs::{Swept, sha256_file_hex, sha256_hex};
 pub use durable::write_durably;
 pub use full::{io_is_full, sqlite_is_full};
 pub use scripts::customer_tag;
