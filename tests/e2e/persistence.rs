@@ -14,6 +14,15 @@ fn a_restart_keeps_every_script_and_recompiles_nothing() {
     let (data, _temp) = server.stop();
 
     let server = Server::start_in(&data, &[]);
+    // The start loads no component; the warm-up behind it loads both, unasked.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.metric("dispatcher_artifact_cache_hits_total") < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the warm-up never loaded both"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert_eq!(server.get("/dispatch/one/").text().unwrap(), HELLO);
     assert_eq!(server.get("/dispatch/two/").status(), 200);
     assert_eq!(server.metric("dispatcher_compiles_total"), 0);
@@ -38,9 +47,11 @@ fn a_corrupted_artifact_is_detected_and_rebuilt() {
     }
 
     let server = Server::start_in(&data, &[]);
+    // The first request waits for the load (and so the rebuild) if the warm-up after the
+    // start has not done it yet.
+    assert_eq!(server.get("/dispatch/app/").text().unwrap(), HELLO);
     assert_eq!(server.metric("dispatcher_artifact_rebuilds_total"), 1);
     assert_eq!(server.metric("dispatcher_compiles_total"), 1);
-    assert_eq!(server.get("/dispatch/app/").text().unwrap(), HELLO);
     let (data, _temp2) = server.stop();
 
     // The rebuilt artifact is good: the next start loads it without compiling.

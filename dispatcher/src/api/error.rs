@@ -101,6 +101,9 @@ impl ApiError {
                 InvokeError::ExceededMemory => (StatusCode::SERVICE_UNAVAILABLE, "exceeded_memory"),
                 InvokeError::WallTime => (StatusCode::SERVICE_UNAVAILABLE, "exceeded_wall_time"),
                 InvokeError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+                InvokeError::Unavailable(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "script_unavailable")
+                }
             },
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::ScriptUnavailable { .. } => {
@@ -130,6 +133,10 @@ impl IntoResponse for ApiError {
             ApiError::ScriptUnavailable { script, reason } => {
                 tracing::error!(script, reason, "script unavailable");
             }
+            ApiError::Run(RunFailure {
+                error: InvokeError::Unavailable(reason),
+                request_id,
+            }) => tracing::error!(%request_id, reason, "script unavailable"),
             ApiError::InsufficientStorage(detail) => {
                 tracing::error!(%detail, "storage is full");
             }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::runtime::bindings::UploadContext;
+use crate::runtime::warmup::ScriptComponent;
 use crate::runtime::{LoadedScript, PrepareError, Runtime};
 use crate::store::{
     BindingRequest, CUSTOMER_NAMESPACE, ScriptHead, ScriptRecord, Store, StoreError, Upload,
@@ -187,6 +188,7 @@ impl Deployer {
             let settings = this
                 .store
                 .script_settings(&version.namespace, &version.name)?;
+            let component = ScriptComponent::loaded(sha256.clone(), this.store.clone(), pre);
             let script = LoadedScript::new(
                 &this.runtime,
                 ScriptHead {
@@ -198,7 +200,7 @@ impl Deployer {
                     settings,
                 },
                 bindings,
-                pre,
+                component,
             );
             this.runtime.index.insert(script, &this.runtime);
             // Scripts with these bytes that could not be loaded (their blob was corrupted,
@@ -243,7 +245,8 @@ impl Deployer {
         self.runtime.index.writer.lock().await
     }
 
-    /// Re-reads every script from the store (after another process changed it).
+    /// Re-reads every script from the store (at start, or after another process changed
+    /// it), then loads the components not loaded yet in the background.
     pub async fn sync_from_store(&self) -> Result<(), DeployError> {
         let _writer = self.runtime.index.writer.lock().await;
         let this = self.clone();
@@ -253,7 +256,9 @@ impl Deployer {
                 .index
                 .sync_from_store(&this.store, &this.runtime)?)
         })
-        .await
+        .await?;
+        self.runtime.warm_up();
+        Ok(())
     }
 }
 

@@ -1,23 +1,24 @@
-//! The in-memory index of ready scripts: (namespace, name) → pre-instantiated component.
+//! The in-memory index of ready scripts: (namespace, name) → the script and its
+//! pre-instantiated component (loaded off the request path, `warmup.rs`).
 //! Reads are lock-free (`ArcSwap`); every change to the store that affects scripts goes
 //! through `ScriptIndex::writer`, so an upload's commit and its index update are one step
 //! and the next request after a `2xx` already sees the new version. Changes made by other
 //! processes (the CLI) are picked up by `sync_from_store`. A script the store has but that
-//! cannot be loaded (its stored bytes are corrupted, say) stays known as unavailable, with
-//! the reason, so it is answered as broken rather than as missing; uploading its bytes
-//! again makes it, and every script that shares them, ready again.
+//! cannot be loaded (its bindings cannot be read, or its component fails to load) is
+//! answered as broken rather than as missing; uploading its bytes again makes it, and
+//! every script that shares them, ready again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use arc_swap::ArcSwap;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::bindings::{ScriptBindings, data_owner};
 use super::cpu::CpuHistory;
 use super::outbound::{AllowList, Outbound};
-use super::{Host, Limits, Runtime};
+use super::warmup::ScriptComponent;
+use super::{Limits, Runtime};
 use crate::store::{OutboundPolicy, ScriptHead, ScriptSettings, Store, StoreError, StoredBinding};
 
 /// A script ready to serve requests.
@@ -29,7 +30,7 @@ pub struct LoadedScript {
     /// The store's `updated_at` of the version loaded (bytes, tags or bindings).
     pub updated_at: String,
     pub bindings: ScriptBindings,
-    pub pre: ProxyPre<Host>,
+    pub component: Arc<ScriptComponent>,
     /// What the admin set for the script's name, as stored.
     pub settings: ScriptSettings,
     /// The server's default limits with the admin's overrides applied.
@@ -44,7 +45,7 @@ impl LoadedScript {
         runtime: &Runtime,
         head: ScriptHead,
         bindings: Vec<StoredBinding>,
-        pre: ProxyPre<Host>,
+        component: Arc<ScriptComponent>,
     ) -> LoadedScript {
         let limits = runtime.defaults.with_overrides(&head.settings.limits);
         let outbound = match &head.settings.outbound {
@@ -69,7 +70,7 @@ impl LoadedScript {
             customer_id: head.customer_id,
             updated_at: head.updated_at,
             bindings,
-            pre,
+            component,
             settings: head.settings,
             limits,
             outbound,
@@ -117,6 +118,24 @@ impl ScriptIndex {
     pub fn unavailable_with(&self, sha256: &str) -> bool {
         let scripts = self.scripts.load();
         scripts.unavailable.values().any(|u| u.sha256 == sha256)
+            || scripts
+                .ready
+                .values()
+                .flat_map(HashMap::values)
+                .any(|s| s.sha256 == sha256 && s.component.failed())
+    }
+
+    /// The components of indexed scripts that nothing has loaded yet, each once.
+    pub fn cold_components(&self) -> Vec<Arc<ScriptComponent>> {
+        let scripts = self.scripts.load();
+        let mut seen = std::collections::HashSet::new();
+        scripts
+            .ready
+            .values()
+            .flat_map(HashMap::values)
+            .filter(|s| !s.component.is_loaded() && seen.insert(s.sha256.as_str()))
+            .map(|s| s.component.clone())
+            .collect()
     }
 
     /// Puts a script in the index (caller holds `writer`).
@@ -146,20 +165,21 @@ impl ScriptIndex {
         self.publish(next, runtime);
     }
 
-    /// Rebuilds the index from the store, reusing every script whose bytes did not change
-    /// and loading the others from their compiled artifacts (caller holds `writer`). A
-    /// script that cannot be loaded is logged and kept as unavailable. Blocking: run it on
-    /// the blocking pool.
-    pub fn sync_from_store(&self, store: &Store, runtime: &Runtime) -> Result<(), StoreError> {
+    /// Rebuilds the index from the store, reusing every script that did not change and
+    /// the component of bytes already known; other components are left to load later
+    /// (`warmup.rs`), so this reads rows only (caller holds `writer`). A script whose
+    /// bindings cannot be read is logged and kept as unavailable. Blocking: run it on the
+    /// blocking pool.
+    pub fn sync_from_store(&self, store: &Arc<Store>, runtime: &Runtime) -> Result<(), StoreError> {
         let current = self.scripts.load_full();
-        let mut by_sha: HashMap<String, ProxyPre<Host>> = current
+        // A component that failed to load is tried again: its bytes may have been healed.
+        let mut by_sha: HashMap<String, Arc<ScriptComponent>> = current
             .ready
             .values()
             .flat_map(|scripts| scripts.values())
-            .map(|s| (s.sha256.clone(), s.pre.clone()))
+            .filter(|s| !s.component.failed())
+            .map(|s| (s.sha256.clone(), s.component.clone()))
             .collect();
-        // Bytes that failed to load in this sync → why, so shared bytes are tried once.
-        let mut failed: HashMap<String, String> = HashMap::new();
         let mut next = Scripts::default();
         for head in store.script_heads()? {
             let unchanged = current
@@ -171,10 +191,11 @@ impl ScriptIndex {
                         && s.customer_id == head.customer_id
                         && s.updated_at == head.updated_at
                         && s.settings == head.settings
+                        && !s.component.failed()
                 });
             let loaded = match unchanged {
                 Some(script) => Ok(script.clone()),
-                None => load(store, runtime, &head, &mut by_sha, &mut failed),
+                None => index_script(store, runtime, &head, &mut by_sha),
             };
             match loaded {
                 Ok(script) => {
@@ -212,30 +233,18 @@ impl ScriptIndex {
     }
 }
 
-/// Loads the script `head` names, reusing the component of scripts with the same bytes;
-/// on failure, why it cannot be loaded.
-fn load(
-    store: &Store,
+/// The script `head` names, with the component of scripts with the same bytes or a new
+/// one not loaded yet; on failure, why it cannot be indexed.
+fn index_script(
+    store: &Arc<Store>,
     runtime: &Runtime,
     head: &ScriptHead,
-    by_sha: &mut HashMap<String, ProxyPre<Host>>,
-    failed: &mut HashMap<String, String>,
+    by_sha: &mut HashMap<String, Arc<ScriptComponent>>,
 ) -> Result<Arc<LoadedScript>, String> {
-    if let Some(reason) = failed.get(&head.sha256) {
-        return Err(reason.clone());
-    }
-    let pre = match by_sha.get(&head.sha256) {
-        Some(pre) => pre.clone(),
-        None => match runtime.load(store, &head.sha256) {
-            Ok(pre) => pre,
-            Err(error) => {
-                let reason = error.to_string();
-                failed.insert(head.sha256.clone(), reason.clone());
-                return Err(reason);
-            }
-        },
-    };
-    by_sha.insert(head.sha256.clone(), pre.clone());
+    let component = by_sha
+        .entry(head.sha256.clone())
+        .or_insert_with(|| ScriptComponent::cold(head.sha256.clone(), store.clone()))
+        .clone();
     let bindings = store
         .stored_bindings(&head.namespace, &head.name)
         .map_err(|error| format!("its bindings cannot be read: {error}"))?;
@@ -243,6 +252,6 @@ fn load(
         runtime,
         head.clone(),
         bindings,
-        pre,
+        component,
     )))
 }

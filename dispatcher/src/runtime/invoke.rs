@@ -28,6 +28,7 @@ use wasmtime::Store;
 use wasmtime::component::Resource;
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi_http::WasiHttpView as _;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::{HyperIncomingBody, HyperOutgoingBody};
 use wasmtime_wasi_http::p2::types::{
@@ -57,6 +58,9 @@ pub enum InvokeError {
     WallTime,
     #[error("too many requests are running; retry shortly")]
     Overloaded,
+    /// The script's component cannot be loaded (the reason is for the log only).
+    #[error("the script is unavailable")]
+    Unavailable(String),
 }
 
 impl InvokeError {
@@ -75,6 +79,7 @@ impl InvokeError {
             InvokeError::ExceededMemory => Outcome::ExceededMemory,
             InvokeError::WallTime => Outcome::ExceededWallTime,
             InvokeError::Overloaded => Outcome::Overloaded,
+            InvokeError::Unavailable(_) => Outcome::ScriptError,
         }
     }
 }
@@ -165,12 +170,18 @@ impl Runtime {
             },
             Entry::Call => None,
         };
+        // Loaded already but in the first moments after a start (`warmup.rs`).
+        let pre = match script.component.get(self).await {
+            Ok(pre) => pre.clone(),
+            Err(reason) => return Err(failure(InvokeError::Unavailable(reason.to_string()))),
+        };
         let logs = LogCapture::new(self.log_capacity);
         let mut store = self.fresh_store(&script, &logs, &budget, params);
         let (head, call) = handle_call(&mut store, request).map_err(failure)?;
         let failed = Arc::new(AtomicBool::new(false));
         let guest = Guest {
             store,
+            pre,
             call,
             script,
             budget,
@@ -217,6 +228,7 @@ impl Runtime {
     ) -> impl Future<Output = Option<Result<(), InvokeError>>> + Send + 'static {
         let Guest {
             store,
+            pre,
             call,
             script,
             budget,
@@ -230,7 +242,6 @@ impl Runtime {
             failed,
             succeeded: false,
         };
-        let handler_script = script.clone();
         let handler_budget = budget.clone();
         let handler = async move {
             // Declared in this order so that, however the run ends (an error, the wall
@@ -238,17 +249,13 @@ impl Runtime {
             // response body's sender) is dropped.
             let mut store = store;
             let mut verdict = verdict;
-            let proxy = handler_script
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| {
-                    if e.is::<wasmtime::PoolConcurrencyLimitError>() {
-                        InvokeError::Overloaded
-                    } else {
-                        describe_failure(e, &handler_budget, "instantiation failed: ")
-                    }
-                })?;
+            let proxy = pre.instantiate_async(&mut store).await.map_err(|e| {
+                if e.is::<wasmtime::PoolConcurrencyLimitError>() {
+                    InvokeError::Overloaded
+                } else {
+                    describe_failure(e, &handler_budget, "instantiation failed: ")
+                }
+            })?;
             let (incoming, outparam) = call;
             proxy
                 .wasi_http_incoming_handler()
@@ -292,6 +299,7 @@ impl Runtime {
 /// What the guest's task owns.
 struct Guest {
     store: Store<Host>,
+    pre: ProxyPre<Host>,
     call: HandlerCall,
     script: Arc<LoadedScript>,
     budget: Arc<Budget>,

@@ -23,6 +23,7 @@ mod report;
 pub mod tail;
 pub mod usage;
 mod validate;
+pub mod warmup;
 
 use std::sync::Arc;
 
