@@ -212,13 +212,15 @@ impl Config {
 
     /// Everything the runtime enforces.
     pub fn runtime(&self) -> RuntimeConfig {
+        let guest_memory_bytes = self.guest_memory_total_mb.map_or_else(half_of_ram, mib);
         RuntimeConfig {
             engine: EngineLimits {
                 max_instances: self.max_instances,
                 max_memory_bytes: mib(self.max_script_memory_mb),
+                guest_memory_bytes,
             },
             defaults: self.default_limits(),
-            guest_memory_bytes: self.guest_memory_total_mb.map_or_else(half_of_ram, mib),
+            guest_memory_bytes,
             log_capacity: self.log_capacity_bytes,
             max_bucket_bytes: self
                 .max_bucket_mb

@@ -228,6 +228,7 @@ mod tests {
         let engine = EngineLimits {
             max_instances: 1,
             max_memory_bytes: 1 << 20,
+            guest_memory_bytes: 1 << 20,
         };
         CompileCage::new(limits, engine)
     }

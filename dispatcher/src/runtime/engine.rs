@@ -17,6 +17,9 @@ pub struct EngineLimits {
     pub max_instances: u32,
     /// Largest linear memory a guest may grow to, in bytes.
     pub max_memory_bytes: usize,
+    /// All guests' memory together (the guest-memory budget), in bytes: it sizes how
+    /// many freed slots stay warm (see [`warm_slots`]).
+    pub guest_memory_bytes: usize,
 }
 
 /// How often the epoch ticks; a running guest yields to the scheduler at each tick.
@@ -29,13 +32,22 @@ pub const ASYNC_STACK_BYTES: usize = 2 << 20;
 /// Bytes of a freed linear memory kept resident (zeroed in place) for the next instance.
 const KEEP_RESIDENT_MEMORY: usize = 1 << 20;
 
-/// Freed slots kept mapped for the module that last used them (wasmtime's default is
-/// 100). A slot given to another module must have its memory image mapped anew, and on
-/// a multi-threaded process that unmapping costs a TLB shootdown on every core: with
-/// many tenants each taking turns, that dominated a request (a random one of 100 tenants
-/// cost 3.4x the CPU of one tenant). Kept-resident pages of warm slots count against
-/// the guest-memory budget (`idle_resident_bytes`).
-const WARM_SLOTS: u32 = 2000;
+/// How many freed pool slots (memories, tables, stacks) stay warm for the module that last used them
+/// (wasmtime's default is 100): as many as a quarter of the guest-memory budget holds
+/// at `KEEP_RESIDENT_MEMORY` each, between 100 and every slot of the pool. A slot taken
+/// over by another module must have its memory image mapped anew, and on a
+/// multi-threaded process that unmapping costs a TLB shootdown on every core: with many
+/// tenants taking turns that dominated a request (100 tenants, one at random per
+/// request: 0.30x the req/s of one tenant with 100 warm slots, 0.75x with 2,000; 1,000
+/// tenants: 0.39x with the 3,072 of a 12 GiB budget, 0.57x with all). What warm slots
+/// keep resident counts against the guest-memory budget (`idle_resident_bytes`), so
+/// this bound is what keeps them from crowding out running guests.
+fn warm_slots(limits: &EngineLimits, total_memories: u32) -> u32 {
+    let fit = limits.guest_memory_bytes / 4 / KEEP_RESIDENT_MEMORY;
+    u32::try_from(fit)
+        .unwrap_or(u32::MAX)
+        .clamp(100, total_memories.max(100))
+}
 
 /// How often the pool's idle resident memory is read for the guest-memory budget.
 const RESIDENT_WATCH: std::time::Duration = std::time::Duration::from_millis(100);
@@ -55,6 +67,7 @@ pub fn compile_engine(limits: &EngineLimits) -> wasmtime::Result<Engine> {
 }
 
 fn config(limits: &EngineLimits) -> Config {
+    let total_memories = limits.max_instances * 4;
     let mut pooling = PoolingAllocationConfig::default();
     // A script composed with the platform module has about twice the core instances,
     // memories and tables of a plain one; size the pools so `max_instances` composed
@@ -62,7 +75,7 @@ fn config(limits: &EngineLimits) -> Config {
     pooling
         .total_component_instances(limits.max_instances)
         .total_core_instances(limits.max_instances * 8)
-        .total_memories(limits.max_instances * 4)
+        .total_memories(total_memories)
         .total_tables(limits.max_instances * 8)
         .total_stacks(limits.max_instances)
         .max_memory_size(limits.max_memory_bytes)
@@ -76,7 +89,7 @@ fn config(limits: &EngineLimits) -> Config {
         .table_keep_resident(64 << 10)
         .async_stack_keep_resident(128 << 10)
         .pagemap_scan(wasmtime::Enabled::Auto)
-        .max_unused_warm_slots(WARM_SLOTS)
+        .max_unused_warm_slots(warm_slots(limits, total_memories))
         // Everything past that is decommitted when the slot is freed. Batched, freed
         // slots would keep all their dirty pages until a batch filled (one per core):
         // 20 runs grown to 128 MiB left 1.3 GiB resident. A small run decommits
