@@ -71,19 +71,7 @@ WORKERD=$(workerd_bin)
 if [ "$BUILD" = 1 ]; then cargo build --release -j2 -p dispatcher -p bench >&2; fi
 BIN="$TARGET/release"
 WORK=$(mktemp -d)
-# At exit: stop every server this script started (by PID; workerd drains its connections
-# first), wait up to 10 s for each to be gone, so the ports are free for the next run.
-cleanup() {
-    local pid pids
-    pids=$(jobs -p)
-    for pid in $pids; do kill "$pid" 2>/dev/null || true; done
-    for pid in $pids; do
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+source bench/cleanup.sh  # stops our servers and removes $WORK at exit
 # The default template imports the platform module; `wasmtime serve` gets the same
 # component composed with it, exactly as the dispatcher composes it at upload.
 HELLO="$WORK/hello.wasm"

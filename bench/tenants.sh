@@ -41,19 +41,7 @@ if [ "$BUILD" = 1 ]; then cargo build --release -j2 -p dispatcher >&2; fi
 DISPATCHER="$TARGET/release/dispatcher"
 GUESTS=$(dirname "$(ls -t "$TARGET"/release/build/dispatcher-*/out/hello.wasm | head -n1)")
 WORK=$(mktemp -d)
-# At exit: stop the server this script started (by PID), wait up to 10 s for it to be
-# gone, so the port is free for the next run.
-cleanup() {
-    local pid pids
-    pids=$(jobs -p)
-    for pid in $pids; do kill "$pid" 2>/dev/null || true; done
-    for pid in $pids; do
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+source bench/cleanup.sh  # stops our servers and removes $WORK at exit
 D="http://127.0.0.1:$PORT"
 
 now() { date +%s.%N; }
