@@ -148,9 +148,20 @@ impl ArtifactCache {
         artifact: &[u8],
     ) -> Result<Component, ArtifactError> {
         self.keep(store, wasm_sha256, &pending.key, artifact)?;
+        self.load_kept(engine, wasm_sha256, &pending.key, artifact)
+    }
+
+    /// Maps the artifact `keep` just stored, or, should mapping fail, loads its bytes.
+    fn load_kept(
+        &self,
+        engine: &Engine,
+        wasm_sha256: &str,
+        key: &str,
+        artifact: &[u8],
+    ) -> Result<Component, ArtifactError> {
         // SAFETY: the file was just written with these bytes, which a worker running
         // this process's own executable produced (see `deserialize_own`).
-        unsafe { Component::deserialize_file(engine, self.path(wasm_sha256, &pending.key)) }
+        unsafe { Component::deserialize_file(engine, self.path(wasm_sha256, key)) }
             .or_else(|_| deserialize_own(engine, artifact))
     }
 
@@ -183,14 +194,15 @@ impl ArtifactCache {
             .cage
             .compile_blocking(&pending.source, Queue::Unbounded)?;
         metrics.compiles.inc();
-        match self.keep_and_load(engine, store, wasm_sha256, &pending, &artifact) {
-            Ok(component) => Ok(component),
+        match self.keep(store, wasm_sha256, &pending.key, &artifact) {
+            Ok(()) => self.load_kept(engine, wasm_sha256, &pending.key, &artifact),
             Err(error) => {
                 tracing::warn!(sha256 = wasm_sha256, %error, "the rebuilt artifact cannot be stored");
                 deserialize_own(engine, &artifact)
             }
         }
     }
+
     /// Stores `artifact` durably and records its digest.
     fn keep(
         &self,

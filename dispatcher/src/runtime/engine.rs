@@ -32,12 +32,12 @@ pub const ASYNC_STACK_BYTES: usize = 2 << 20;
 /// Bytes of a freed linear memory kept resident (zeroed in place) for the next instance.
 const KEEP_RESIDENT_MEMORY: usize = 1 << 20;
 
-/// How many freed pool slots (memories, tables, stacks) stay warm for the module that last used them
-/// (wasmtime's default is 100): as many as a quarter of the guest-memory budget holds
-/// at `KEEP_RESIDENT_MEMORY` each, between 100 and every slot of the pool. A slot taken
-/// over by another module must have its memory image mapped anew, and on a
-/// multi-threaded process that unmapping costs a TLB shootdown on every core: with many
-/// tenants taking turns that dominated a request (100 tenants, one at random per
+/// How many freed pool slots (memories, tables, stacks) stay warm for the module that
+/// last used them (wasmtime's default is 100): as many as a quarter of the guest-memory
+/// budget holds at `KEEP_RESIDENT_MEMORY` each, between 100 and every slot of the
+/// pool. A slot taken over by another module must have its memory image mapped anew,
+/// and on a multi-threaded process that unmapping costs a TLB shootdown on every core:
+/// with many tenants taking turns that dominated a request (100 tenants, one at random per
 /// request: 0.30x the req/s of one tenant with 100 warm slots, 0.75x with 2,000; 1,000
 /// tenants: 0.39x with the 3,072 of a 12 GiB budget, 0.57x with all). What warm slots
 /// keep resident counts against the guest-memory budget (`idle_resident_bytes`), so
