@@ -23,6 +23,8 @@ pub struct Config {
     pub dispatch_domain: String,
     /// Largest component a customer may upload, in bytes.
     pub max_script_bytes: usize,
+    /// Versions kept per script (never one the live or the previous deployment uses).
+    pub versions_kept: usize,
     /// Longest an upload's body may go without a byte arriving, in milliseconds
     /// (`408 request_timeout` past it).
     pub upload_idle_timeout_ms: u64,
@@ -132,6 +134,7 @@ impl Default for Config {
             // Room for JavaScript (componentize-js, ~13 MB) and Python (componentize-py,
             // ~18 MB) components.
             max_script_bytes: 64 << 20,
+            versions_kept: 100,
             upload_idle_timeout_ms: 10_000,
             upload_timeout_ms: 120_000,
             max_request_body_bytes: 100 << 20,

@@ -50,6 +50,8 @@ pub async fn ensure(deployer: &Deployer) -> Result<Demo, DeployError> {
             wasm: Bytes::from_static(HELLO_WASM),
             tags: Some(vec!["demo".into()]),
             bindings: None,
+            annotations: Default::default(),
+            deploy: true,
         })
         .await;
     if let Err(error) = deployed {

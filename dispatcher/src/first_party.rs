@@ -162,6 +162,8 @@ pub async fn install(deployer: &Deployer) -> anyhow::Result<Vec<(&'static str, I
                     wasm: Bytes::from_static(service.wasm),
                     tags: Some(vec!["first-party".into(), bundled_tag]),
                     bindings: Some(bindings),
+                    annotations: Default::default(),
+                    deploy: true,
                 })
                 .await?;
         }
@@ -176,7 +178,7 @@ pub async fn install(deployer: &Deployer) -> anyhow::Result<Vec<(&'static str, I
 fn bindings_of(deployer: &Deployer, service: &Service) -> anyhow::Result<Vec<BindingRequest>> {
     let existing = deployer
         .store
-        .stored_bindings(PLATFORM_NAMESPACE, service.name)?;
+        .live_bindings(PLATFORM_NAMESPACE, service.name)?;
     let existing_secret = |name: &str| {
         existing
             .iter()

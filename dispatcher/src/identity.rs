@@ -33,6 +33,19 @@ pub fn is_spelling_of(name: &str, header: &str) -> bool {
 }
 
 /// Removes every identity header from `headers`, whatever its spelling.
+/// Removes the customer's token in every spelling: a request its owner sent to a
+/// version of its script carries it, and the script has no use for it.
+pub fn strip_customer_token(headers: &mut HeaderMap) {
+    let spellings: Vec<_> = headers
+        .keys()
+        .filter(|name| is_spelling_of(name.as_str(), CUSTOMER_TOKEN))
+        .cloned()
+        .collect();
+    for name in spellings {
+        headers.remove(name);
+    }
+}
+
 pub fn strip(headers: &mut HeaderMap) {
     let claimed: Vec<_> = headers
         .keys()

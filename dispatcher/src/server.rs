@@ -29,6 +29,7 @@ pub async fn open(data_dir: &Path, config: &Config) -> anyhow::Result<Deployer> 
         store,
         runtime,
         max_script_bytes: config.max_script_bytes,
+        versions_kept: config.versions_kept,
         reserved_names: config.reserved_names.clone().into(),
     };
     deployer.sync_from_store().await?;

@@ -38,4 +38,5 @@ mod showcase;
 mod sign_in_limits;
 mod storage;
 mod support_attachments;
+mod versions;
 mod web_page;

@@ -77,24 +77,27 @@ fn gc(server: &Server, grace: &str) -> serde_json::Value {
 }
 
 #[test]
-fn components_no_script_uses_are_swept_and_the_rest_keep_serving() {
-    let server = Server::start();
+fn components_no_kept_version_uses_are_swept_and_the_rest_keep_serving() {
+    // One version kept per script, besides those the live and the previous deployment use.
+    let server = Server::start_with_config("versions_kept = 1");
     let (_, token) = server.create_customer("acme");
-    server.upload(&token, "app", &guest("hello"));
+    server.upload(&token, "app", &guest("trap"));
     server.upload(&token, "app", &guest("echo-wstd"));
-    server.upload(&token, "other", &guest("trap"));
-    assert_eq!(files_in(&server, "blobs"), 3);
-    assert_eq!(files_in(&server, "artifacts"), 3);
+    server.upload(&token, "app", &guest("hello"));
+    server.upload(&token, "other", &guest("kv"));
+    assert_eq!(files_in(&server, "blobs"), 4);
+    assert_eq!(files_in(&server, "artifacts"), 4);
 
     // Within the grace period an unused file stays (an upload may have just written it).
     assert_eq!(gc(&server, "10m")["blobs"], 0);
-    // The replaced version of `app` goes, with its compiled artifact.
+    // The first version of `app` is no longer kept: it goes, with its compiled artifact.
+    // The second stays, for a rollback.
     let swept = gc(&server, "0s");
     assert_eq!(
         (swept["blobs"].as_u64(), swept["artifacts"].as_u64()),
         (Some(1), Some(1))
     );
-    assert_eq!(files_in(&server, "blobs"), 2);
+    assert_eq!(files_in(&server, "blobs"), 3);
     assert_eq!(server.get("/dispatch/app/x").status(), 200);
 
     // A deleted script's files go too.
@@ -107,7 +110,7 @@ fn components_no_script_uses_are_swept_and_the_rest_keep_serving() {
     assert_eq!(gc(&server, "0s")["blobs"], 1);
     assert_eq!(
         (files_in(&server, "blobs"), files_in(&server, "artifacts")),
-        (1, 1)
+        (2, 2)
     );
 
     // What is left is whole: a restart loads it without compiling.

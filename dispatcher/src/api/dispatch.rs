@@ -4,19 +4,29 @@
 //! its access checks) — and all three go through [`serve`]: resolve the script in the
 //! in-memory index, hand the request (method, headers, query, streamed body) to the
 //! runtime, answer the script's response (streamed back unchanged) or the error envelope.
+//! The version a request runs is picked from the script's live deployment by its share,
+//! by the bucket of `X-Version-Key` when it has one, or is the kept version
+//! `X-Version-Override` names when the script's owner asks with its token.
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts as _, Request, State};
 use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::auth::Customer;
 use super::error::ApiError;
-use crate::runtime::LoadedScript;
+use crate::deploy::blocking;
+use crate::runtime::{Deployed, LoadedScript};
 use crate::store::{CUSTOMER_NAMESPACE, PLATFORM_NAMESPACE};
 use platform_names::valid_name;
+
+/// Sticks a request to one version of a split: the same key, the same version.
+const VERSION_KEY: &str = "x-version-key";
+/// Runs a kept version by its id; only for the script's owner, with its token.
+const VERSION_OVERRIDE: &str = "x-version-override";
 
 /// `ANY /dispatch/{name}` and `ANY /dispatch/{name}/{*path}`.
 pub async fn by_path(State(state): State<AppState>, request: Request) -> Response {
@@ -60,22 +70,70 @@ pub enum Target<'a> {
 /// and answer its response or the error envelope.
 pub async fn serve(state: &AppState, target: Target<'_>, path: &str, request: Request) -> Response {
     let served = match resolve(state, &target) {
-        Ok(script) => run(state, script, path, request).await,
+        Ok(deployed) => match pick_version(state, &target, &deployed, request).await {
+            Ok((script, request)) => run(state, script, path, request).await,
+            Err(error) => Err(error),
+        },
         Err(error) => Err(error),
     };
     served.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// The ready script of `target`; `503 script_unavailable` when it is stored but could
+/// The version `request` runs: the one its owner names with `X-Version-Override` (the
+/// header and the token removed before the script sees them), else one of the live
+/// deployment by share or by `X-Version-Key`.
+async fn pick_version(
+    state: &AppState,
+    target: &Target<'_>,
+    deployed: &Deployed,
+    request: Request,
+) -> Result<(Arc<LoadedScript>, Request), ApiError> {
+    let overriding =
+        matches!(target, Target::Customer(_)) && request.headers().contains_key(VERSION_OVERRIDE);
+    if !overriding {
+        let key = request.headers().get(VERSION_KEY).map(|key| key.as_bytes());
+        return Ok((deployed.pick(key).clone(), request));
+    }
+    let (mut parts, body) = request.into_parts();
+    let wanted = parts.headers.remove(VERSION_OVERRIDE);
+    let wanted = wanted
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let Customer(customer) = Customer::from_request_parts(&mut parts, state).await?;
+    crate::identity::strip_customer_token(&mut parts.headers);
+    let live = deployed.pick(None);
+    if live.customer_id.as_deref() != Some(customer.id.as_str()) {
+        return Err(ApiError::Unauthorized);
+    }
+    let script = match deployed.version(&wanted) {
+        Some(script) => script.clone(),
+        None => {
+            let (runtime, store, live) = (state.runtime.clone(), state.store.clone(), live.clone());
+            let not_found = ApiError::VersionNotFound(wanted.clone());
+            let kept = blocking(move || {
+                Ok(runtime
+                    .index
+                    .kept_version(&store, &runtime, &live, &wanted)?)
+            })
+            .await?;
+            Arc::new(kept.ok_or(not_found)?)
+        }
+    };
+    Ok((script, Request::from_parts(parts, body)))
+}
+
+/// The live deployment of `target`; `503 script_unavailable` when it is stored but could
 /// not be loaded, `404` when there is none.
-pub fn resolve(state: &AppState, target: &Target<'_>) -> Result<Arc<LoadedScript>, ApiError> {
+pub fn resolve(state: &AppState, target: &Target<'_>) -> Result<Arc<Deployed>, ApiError> {
     let (namespace, name) = match *target {
         Target::Customer(name) => (CUSTOMER_NAMESPACE, name),
         Target::Platform(name) => (PLATFORM_NAMESPACE, name),
     };
     let index = &state.runtime.index;
     index
-        .get(namespace, name)
+        .deployed(namespace, name)
         .ok_or_else(|| match index.unavailable(namespace, name) {
             Some(unavailable) => ApiError::ScriptUnavailable {
                 script: name.to_string(),

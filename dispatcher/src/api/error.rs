@@ -34,6 +34,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("no script named `{0}`")]
     ScriptNotFound(String),
+    #[error("the script has no version `{0}`")]
+    VersionNotFound(String),
     #[error("{0}")]
     NameTaken(String),
     #[error("{0}")]
@@ -85,6 +87,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::ScriptNotFound(_) => (StatusCode::NOT_FOUND, "script_not_found"),
+            ApiError::VersionNotFound(_) => (StatusCode::NOT_FOUND, "version_not_found"),
             ApiError::NameTaken(_) => (StatusCode::CONFLICT, "name_taken"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
@@ -195,6 +198,8 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::VersionNotFound(id) => ApiError::VersionNotFound(id),
+            StoreError::InvalidDeployment(why) => ApiError::BadRequest(why),
             StoreError::NameTaken => ApiError::NameTaken("the name is taken".into()),
             StoreError::StorageFull(detail) => ApiError::InsufficientStorage(detail),
             other => ApiError::Internal(other.to_string()),
@@ -207,9 +212,10 @@ impl From<DeployError> for ApiError {
         let message = e.to_string();
         match e {
             DeployError::InvalidName(_) => ApiError::InvalidName(message),
-            DeployError::InvalidTag(_) | DeployError::InvalidBinding(_) => {
-                ApiError::BadRequest(message)
-            }
+            DeployError::InvalidTag(_)
+            | DeployError::InvalidBinding(_)
+            | DeployError::InvalidAnnotation(_)
+            | DeployError::FirstUploadUndeployed(_) => ApiError::BadRequest(message),
             DeployError::TooLarge { .. } => ApiError::TooLarge(message),
             DeployError::Prepare(PrepareError::Artifact(ArtifactError::Store(e))) => e.into(),
             DeployError::Prepare(PrepareError::Artifact(ArtifactError::Compile(e))) => match e {

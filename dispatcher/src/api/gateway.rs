@@ -176,7 +176,9 @@ fn inject_identity(headers: &mut HeaderMap, session: &Session) -> Result<(), Api
 
 /// Asks `auth` whose session the request's cookie or bearer token is.
 async fn verify_session(state: &AppState, headers: &HeaderMap) -> Result<Verified, ApiError> {
-    let auth = dispatch::resolve(state, &Target::Platform("auth"))?;
+    let auth = dispatch::resolve(state, &Target::Platform("auth"))?
+        .pick(None)
+        .clone();
     let mut ask = hyper::Request::builder()
         .method(Method::GET)
         .uri("http://auth/auth/get-session");

@@ -1,4 +1,5 @@
-//! The front door's routes: management (`script.rs`), dispatch (`dispatch.rs`), operator
+//! The front door's routes: management (`script.rs`, `versions.rs`), dispatch
+//! (`dispatch.rs`), operator
 //! routes, the web page (`ui.rs`), the gateway to the platform's own services
 //! (`gateway.rs`), `/openapi.json` generated from the handlers (`openapi.rs`), host
 //! routing for `{name}.{dispatch_domain}`, and byte caps on every request head and
@@ -17,6 +18,7 @@ mod tail;
 mod ui;
 mod upload;
 mod usage;
+mod versions;
 
 use std::sync::Arc;
 
@@ -80,6 +82,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(script::put_tags))
         .routes(routes!(script::list_scripts))
+        .routes(routes!(versions::list_versions))
+        .routes(routes!(versions::get_version))
+        .routes(routes!(
+            versions::list_deployments,
+            versions::create_deployment
+        ))
+        .routes(routes!(versions::rollback))
         .routes(routes!(tail::customer_tail))
         .routes(routes!(usage::usage))
         .routes(routes!(ui::initialize))

@@ -10,6 +10,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::runtime::usage::ScriptUsage;
+use crate::store::{DeploymentRecord, VersionRecord};
 
 /// Every successful JSON answer: `{"ok": true, "data": ...}`.
 #[derive(Serialize, ToSchema)]
@@ -31,7 +32,7 @@ pub struct ErrorEnvelope {
 pub struct ErrorBody {
     /// `bad_request`, `invalid_wasm`, `invalid_name`, `compile_timeout`,
     /// `compile_too_large`, `unauthorized`, `forbidden`, `not_found`, `script_not_found`,
-    /// `name_taken`, `too_large`, `script_error`, `upstream_error`, `exceeded_cpu`,
+    /// `version_not_found`, `name_taken`, `too_large`, `script_error`, `upstream_error`, `exceeded_cpu`,
     /// `exceeded_memory`, `exceeded_wall_time`, `overloaded`, `script_unavailable`,
     /// `insufficient_storage`, `internal_error`.
     #[schema(example = "script_not_found")]
@@ -69,6 +70,24 @@ pub struct UsageReport {
     /// The first minute counted (Unix seconds).
     pub since: i64,
     pub scripts: Vec<ScriptUsage>,
+}
+
+/// A page of a script's versions, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct VersionPage {
+    pub items: Vec<VersionRecord>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+}
+
+/// A page of a script's deployments, newest (the live one) first.
+#[derive(Serialize, ToSchema)]
+pub struct DeploymentPage {
+    pub items: Vec<DeploymentRecord>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
 }
 
 #[derive(OpenApi)]

@@ -4,7 +4,8 @@
 //! reserved for the platform. An upload is refused for its name or token at once,
 //! without waiting for its body.
 
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use serde::Deserialize;
@@ -15,10 +16,10 @@ use super::error::{ApiError, ok};
 use super::upload::{drain, read_upload};
 use platform_names::valid_name;
 
-use crate::deploy::{NewVersion, blocking, validate_tags};
-use crate::store::{CUSTOMER_NAMESPACE, ScriptRecord};
+use crate::deploy::{Annotations, NewVersion, blocking, validate_tags};
+use crate::store::{CUSTOMER_NAMESPACE, ScriptRecord, Uploaded};
 
-fn check_name(name: &str) -> Result<(), ApiError> {
+pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
     if valid_name(name) {
         Ok(())
     } else {
@@ -31,12 +32,17 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     path = "/script/{name}",
     tag = "scripts",
     summary = "Upload or replace a script",
-    description = "The body is the component (`application/wasm`), or `multipart/form-data` with a `metadata` JSON part (`main_module`, `tags`, `bindings`) and the module part. A failed upload changes nothing.",
-    params(("name" = String, Path, description = "The script's name: 1-63 of a-z, 0-9 and -")),
+    description = "The body is the component (`application/wasm`), or `multipart/form-data` with a `metadata` JSON part (`main_module`, `tags`, `bindings`, `annotations`) and the module part. Every upload is a new version, deployed to 100 % at once unless `deploy=false`. A failed upload changes nothing.",
+    params(
+        ("name" = String, Path, description = "The script's name: 1-63 of a-z, 0-9 and -"),
+        ("deploy" = Option<bool>, Query, description = "`false`: upload the version without deploying it (not for a script's first upload)"),
+        ("X-Version-Message" = Option<String>, Header, description = "The version's message (a raw upload; multipart gives `annotations`)"),
+        ("X-Version-Tag" = Option<String>, Header, description = "The version's tag"),
+    ),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses(
-        (status = 201, description = "Created", body = super::openapi::Envelope<ScriptRecord>),
-        (status = 200, description = "Replaced", body = super::openapi::Envelope<ScriptRecord>),
+        (status = 201, description = "Created", body = super::openapi::Envelope<Uploaded>),
+        (status = 200, description = "A new version", body = super::openapi::Envelope<Uploaded>),
         (status = 400, description = "`bad_request`, `invalid_wasm` or `invalid_name`", body = super::openapi::ErrorEnvelope),
         (status = 401, description = "`unauthorized`", body = super::openapi::ErrorEnvelope),
         (status = 409, description = "`name_taken`: another customer's name, or one reserved for the platform", body = super::openapi::ErrorEnvelope),
@@ -48,18 +54,26 @@ pub async fn put_script(
     State(state): State<AppState>,
     Path(name): Path<String>,
     customer: Result<Customer, ApiError>,
+    query: Result<Query<DeployQuery>, QueryRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let query = query.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")));
+    let header_annotations = header_annotations(request.headers());
     let checked = check_name(&name).and(customer).and_then(|customer| {
         state.deployer.check_name(CUSTOMER_NAMESPACE, &name)?;
         Ok(customer)
     });
-    let Customer(customer) = match checked {
-        Ok(customer) => customer,
+    let checked = checked.and_then(|customer| Ok((customer, query?, header_annotations?)));
+    let (Customer(customer), Query(query), from_headers) = match checked {
+        Ok(checked) => checked,
         Err(error) => return Ok(refused_early(error, request)),
     };
     let upload = read_upload(request, &state.config).await?;
-    let (record, created) = state
+    let annotations = Annotations {
+        message: from_headers.message.or(upload.metadata.annotations.message),
+        tag: from_headers.tag.or(upload.metadata.annotations.tag),
+    };
+    let uploaded = state
         .deployer
         .deploy(NewVersion {
             namespace: CUSTOMER_NAMESPACE.into(),
@@ -68,14 +82,39 @@ pub async fn put_script(
             wasm: upload.wasm,
             tags: upload.metadata.tags,
             bindings: upload.metadata.bindings,
+            annotations,
+            deploy: query.deploy.unwrap_or(true),
         })
         .await?;
-    let status = if created {
+    let status = if uploaded.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok(ok(status, record))
+    Ok(ok(status, uploaded))
+}
+
+#[derive(Deserialize)]
+pub struct DeployQuery {
+    deploy: Option<bool>,
+}
+
+/// A raw upload's annotations, from `X-Version-Message` and `X-Version-Tag`.
+fn header_annotations(headers: &axum::http::HeaderMap) -> Result<Annotations, ApiError> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .map(|value| {
+                value.to_str().map(str::to_string).map_err(|_| {
+                    ApiError::BadRequest(format!("the {name} header must be visible ASCII"))
+                })
+            })
+            .transpose()
+    };
+    Ok(Annotations {
+        message: text("x-version-message")?,
+        tag: text("x-version-tag")?,
+    })
 }
 
 /// The answer to an upload refused before its body was read, sent at once. What the

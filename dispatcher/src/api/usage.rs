@@ -18,6 +18,8 @@ use crate::runtime::usage::{parse_since, per_script};
 #[derive(serde::Deserialize)]
 pub struct UsageQuery {
     since: Option<String>,
+    /// `version`: one entry per version of each script.
+    group_by: Option<String>,
 }
 
 #[utoipa::path(
@@ -25,7 +27,10 @@ pub struct UsageQuery {
     path = "/usage",
     tag = "observability",
     summary = "The caller's metered usage per script, in total and per minute",
-    params(("since" = Option<String>, Query, description = "Unix seconds, an RFC 3339 time, or a span back from now (`2h`, `7d`); a day ago by default")),
+    params(
+        ("since" = Option<String>, Query, description = "Unix seconds, an RFC 3339 time, or a span back from now (`2h`, `7d`); a day ago by default"),
+        ("group_by" = Option<String>, Query, description = "`version`: an entry per version of each script"),
+    ),
     responses(
         (status = 200, body = super::openapi::Envelope<super::openapi::UsageReport>),
         (status = 400, description = "`bad_request`", body = super::openapi::ErrorEnvelope),
@@ -40,12 +45,21 @@ pub async fn usage(
 ) -> Result<Response, ApiError> {
     let since =
         parse_since(query.since.as_deref(), SystemTime::now()).map_err(ApiError::BadRequest)?;
+    let by_version = match query.group_by.as_deref() {
+        None | Some("script") => false,
+        Some("version") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown group_by `{other}`: `script` or `version`"
+            )));
+        }
+    };
     let store = state.store.clone();
     let id = customer.id.clone();
     let mut rows = blocking(move || Ok(store.usage(Some(&id), since)?)).await?;
     rows.extend(state.runtime.usage.pending(Some(&customer.id), since));
     Ok(ok(
         StatusCode::OK,
-        serde_json::json!({ "since": since, "scripts": per_script(rows) }),
+        serde_json::json!({ "since": since, "scripts": per_script(rows, by_version) }),
     ))
 }

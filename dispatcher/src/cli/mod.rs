@@ -10,6 +10,7 @@ mod platform;
 mod script;
 mod tail;
 mod usage;
+mod versions;
 
 use std::path::PathBuf;
 

@@ -1,7 +1,8 @@
 //! `dispatcher script list | delete`: the admin's view over every customer's scripts
 //! (`list --namespace platform`: the platform's own);
 //! `script deploy`: install a platform script (first-party service, outbound worker)
-//! through the same pipeline as uploads; `script compose`: a script joined with the
+//! through the same pipeline as uploads; `script versions | deploy-version | rollback`
+//! (`versions.rs`); `script compose`: a script joined with the
 //! platform module, as the upload pipeline does, so it also runs under `wasmtime serve`.
 
 use std::path::{Path, PathBuf};
@@ -51,13 +52,23 @@ pub enum ScriptCommand {
         name: String,
         /// The component (`.wasm`).
         file: PathBuf,
-        /// Upload metadata as JSON (`tags`, `bindings`), the same shape customers upload.
+        /// Upload metadata as JSON (`tags`, `bindings`, `annotations`), the same shape
+        /// customers upload.
         #[arg(long)]
         metadata: Option<PathBuf>,
+        /// Upload a new version without deploying it (`script deploy-version` later).
+        #[arg(long)]
+        upload_only: bool,
         /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
     },
+    /// List a script's kept versions, newest first.
+    Versions(super::versions::VersionsArgs),
+    /// Deploy one or two versions of a script by percentage: `--split ID1=90,ID2=10`.
+    DeployVersion(super::versions::DeployVersionArgs),
+    /// Deploy a kept version at 100 % at once (by default the previous deployment's).
+    Rollback(super::versions::RollbackArgs),
     /// Write INPUT composed with the platform module to OUTPUT (a component that runs
     /// under `wasmtime serve` too). A component that does not import `platform:module`
     /// is written unchanged.
@@ -81,6 +92,7 @@ pub async fn run(data: &Path, command: ScriptCommand) -> anyhow::Result<()> {
             name,
             file,
             metadata,
+            upload_only,
             json,
         } => {
             let metadata: Metadata = match metadata {
@@ -88,7 +100,7 @@ pub async fn run(data: &Path, command: ScriptCommand) -> anyhow::Result<()> {
                 None => Metadata::default(),
             };
             let deployer = crate::server::open(data, &Config::default()).await?;
-            let (record, created) = deployer
+            let uploaded = deployer
                 .deploy(NewVersion {
                     namespace: PLATFORM_NAMESPACE.into(),
                     name,
@@ -96,13 +108,22 @@ pub async fn run(data: &Path, command: ScriptCommand) -> anyhow::Result<()> {
                     wasm: Bytes::from(std::fs::read(file)?),
                     tags: metadata.tags,
                     bindings: metadata.bindings,
+                    annotations: metadata.annotations,
+                    deploy: !upload_only,
                 })
                 .await?;
             if json {
-                super::print_json(&record);
+                super::print_json(&uploaded);
             } else {
-                let verb = if created { "installed" } else { "replaced" };
-                println!("{verb} platform script {} ({})", record.name, record.sha256);
+                let verb = match (uploaded.created, upload_only) {
+                    (true, _) => "installed",
+                    (false, false) => "deployed a new version of",
+                    (false, true) => "uploaded (not deployed) a new version of",
+                };
+                println!(
+                    "{verb} platform script {}: version {} ({})",
+                    uploaded.script.name, uploaded.version.id, uploaded.version.sha256
+                );
             }
         }
         ScriptCommand::List {
@@ -132,6 +153,9 @@ pub async fn run(data: &Path, command: ScriptCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        ScriptCommand::Versions(args) => super::versions::versions(data, args)?,
+        ScriptCommand::DeployVersion(args) => super::versions::deploy_version(data, args)?,
+        ScriptCommand::Rollback(args) => super::versions::rollback(data, args)?,
         ScriptCommand::Delete { name, tag, json } => {
             let store = Store::open(data)?;
             let deleted = match (name, tag) {

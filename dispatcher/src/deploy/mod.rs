@@ -1,10 +1,13 @@
 //! The upload pipeline and every other change to scripts, used by the API, the CLI and
 //! the demo: name checks (syntax; in the customers namespace, not a name reserved for the
 //! platform) and tag checks → size cap → validate + compile (in a worker process, or
-//! the artifact of the same bytes reused) + link (before anything is committed) → blob written durably → row committed → index updated, all under the
-//! index's writer lock. A failure at any step changes nothing.
+//! the artifact of the same bytes reused) + link (before anything is committed) → blob
+//! written durably → version (and, unless asked not to, its deployment) committed →
+//! index updated, all under the index's writer lock. A failure at any step changes
+//! nothing. Deployments and rollbacks (`deployments.rs`) go through the same lock.
 
 mod bindings;
+mod deployments;
 
 use std::sync::Arc;
 
@@ -12,10 +15,10 @@ use bytes::Bytes;
 
 use crate::runtime::bindings::UploadContext;
 use crate::runtime::warmup::ScriptComponent;
-use crate::runtime::{LoadedScript, PrepareError, Runtime};
+use crate::runtime::{Deployed, LoadedScript, PrepareError, Runtime};
 use crate::store::{
-    BindingRequest, CUSTOMER_NAMESPACE, ScriptHead, ScriptRecord, Store, StoreError, Upload,
-    sha256_hex,
+    BindingRequest, CUSTOMER_NAMESPACE, LiveVersion, ScriptHead, Store, StoreError, Upload,
+    Uploaded, sha256_hex,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,10 @@ pub enum DeployError {
     Reserved(String),
     #[error("script `{0}` not found")]
     NotFound(String),
+    #[error("the first upload of script `{0}` must be deployed (drop `deploy=false`)")]
+    FirstUploadUndeployed(String),
+    #[error("{0}")]
+    InvalidAnnotation(String),
     #[error(transparent)]
     Store(StoreError),
     #[error("internal error: {0}")]
@@ -78,6 +85,43 @@ pub struct Metadata {
     pub main_module: Option<String>,
     pub tags: Option<Vec<String>>,
     pub bindings: Option<Vec<BindingRequest>>,
+    #[serde(default)]
+    pub annotations: Annotations,
+}
+
+/// A version's annotations: `{"workers/message": "...", "workers/tag": "..."}` as WfP
+/// spells them (`message` and `tag` are taken too).
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct Annotations {
+    #[serde(rename = "workers/message", alias = "message")]
+    pub message: Option<String>,
+    #[serde(rename = "workers/tag", alias = "tag")]
+    pub tag: Option<String>,
+}
+
+const MAX_MESSAGE_CHARS: usize = 1000;
+const MAX_VERSION_TAG_CHARS: usize = 128;
+
+impl Annotations {
+    /// A message of at most 1,000 characters and a tag of at most 128, neither with
+    /// control characters but a message's line breaks.
+    pub fn validate(&self) -> Result<(), DeployError> {
+        let check = |what: &str, text: &Option<String>, max: usize, breaks: bool| match text {
+            Some(text)
+                if text.chars().count() > max
+                    || text
+                        .chars()
+                        .any(|c| c.is_control() && !(breaks && (c == '\n' || c == '\t'))) =>
+            {
+                Err(DeployError::InvalidAnnotation(format!(
+                    "the version {what} must be at most {max} printable characters"
+                )))
+            }
+            _ => Ok(()),
+        };
+        check("message", &self.message, MAX_MESSAGE_CHARS, true)?;
+        check("tag", &self.tag, MAX_VERSION_TAG_CHARS, false)
+    }
 }
 
 /// A new version of a script, as uploaded.
@@ -88,8 +132,11 @@ pub struct NewVersion {
     pub wasm: Bytes,
     /// Replaces the custom tags when given.
     pub tags: Option<Vec<String>>,
-    /// Replaces the bindings when given.
+    /// The version's bindings when given; the newest version's otherwise.
     pub bindings: Option<Vec<BindingRequest>>,
+    pub annotations: Annotations,
+    /// Deploy the version to 100 % at once (`deploy=false` uploads without).
+    pub deploy: bool,
 }
 
 #[derive(Clone)]
@@ -97,6 +144,8 @@ pub struct Deployer {
     pub store: Arc<Store>,
     pub runtime: Arc<Runtime>,
     pub max_script_bytes: usize,
+    /// Versions kept per script.
+    pub versions_kept: usize,
     /// Names no customer may upload (the first-party services' by default).
     pub reserved_names: Arc<[String]>,
 }
@@ -114,12 +163,15 @@ impl Deployer {
         Ok(())
     }
 
-    /// Uploads or replaces a script. Returns its record and whether it was created.
-    pub async fn deploy(&self, version: NewVersion) -> Result<(ScriptRecord, bool), DeployError> {
+    /// Uploads a new version of a script (creating the script on its first upload) and,
+    /// unless asked not to, deploys it to 100 %. Returns the script, whether it was
+    /// created, and the version.
+    pub async fn deploy(&self, version: NewVersion) -> Result<Uploaded, DeployError> {
         self.check_name(&version.namespace, &version.name)?;
         if let Some(tags) = &version.tags {
             validate_tags(tags)?;
         }
+        version.annotations.validate()?;
         if version.wasm.len() > self.max_script_bytes {
             return Err(DeployError::TooLarge {
                 size: version.wasm.len(),
@@ -135,11 +187,9 @@ impl Deployer {
             version.customer_id.clone(),
         );
         let requested = version.bindings.clone();
-        let (taken, bindings) = blocking(move || {
-            let taken = this
-                .store
-                .get_script(&ns, &name, None)?
-                .is_some_and(|r| r.customer_id != owner);
+        let (existing, bindings) = blocking(move || {
+            let existing = this.store.get_script(&ns, &name, None)?;
+            let taken = existing.as_ref().is_some_and(|r| r.customer_id != owner);
             let bindings = match &requested {
                 Some(requested) if !taken => {
                     let upload = UploadContext {
@@ -152,11 +202,15 @@ impl Deployer {
                 }
                 _ => None,
             };
-            Ok((taken, bindings))
+            Ok((existing.map(|r| r.customer_id != owner), bindings))
         })
         .await?;
-        if taken {
-            return Err(DeployError::NameTaken(version.name));
+        match existing {
+            Some(true) => return Err(DeployError::NameTaken(version.name)),
+            None if !version.deploy => {
+                return Err(DeployError::FirstUploadUndeployed(version.name));
+            }
+            _ => {}
         }
 
         let sha256 = sha256_hex(&version.wasm);
@@ -177,40 +231,60 @@ impl Deployer {
                 size: version.wasm.len() as u64,
                 tags: version.tags.as_deref(),
                 bindings: bindings.as_deref(),
+                message: version.annotations.message.as_deref(),
+                tag: version.annotations.tag.as_deref(),
+                deploy: version.deploy,
+                keep_versions: this.versions_kept,
             });
-            let (record, created) = match result {
+            let uploaded = match result {
                 Err(StoreError::NameTaken) => return Err(DeployError::NameTaken(version.name)),
+                Err(StoreError::NotFound) if !version.deploy => {
+                    return Err(DeployError::FirstUploadUndeployed(version.name));
+                }
                 other => other?,
+            };
+            if !version.deploy {
+                return Ok(uploaded);
+            }
+            let live = LiveVersion {
+                id: uploaded.version.id.clone(),
+                sha256: sha256.clone(),
+                percentage: 100,
             };
             let bindings = this
                 .store
-                .stored_bindings(&version.namespace, &version.name)?;
+                .stored_bindings(&version.namespace, &version.name, &live.id)?;
             let settings = this
                 .store
                 .script_settings(&version.namespace, &version.name)?;
+            let deployment = uploaded
+                .script
+                .deployment
+                .as_ref()
+                .map(|d| d.id.clone())
+                .unwrap_or_default();
+            let head = ScriptHead {
+                namespace: version.namespace,
+                name: version.name,
+                customer_id: version.customer_id,
+                deployment: deployment.clone(),
+                versions: vec![live.clone()],
+                settings,
+            };
             let component = ScriptComponent::loaded(sha256.clone(), this.store.clone(), pre);
-            let script = LoadedScript::new(
-                &this.runtime,
-                ScriptHead {
-                    namespace: version.namespace,
-                    name: version.name,
-                    sha256,
-                    customer_id: version.customer_id,
-                    updated_at: record.updated_at.clone(),
-                    settings,
-                },
-                bindings,
-                component,
-            );
-            this.runtime.index.insert(script, &this.runtime);
+            let script = LoadedScript::new(&this.runtime, &head, &live, bindings, component);
+            let deployed = Deployed::new(deployment, vec![(100, Arc::new(script))]);
+            this.runtime
+                .index
+                .insert(&head.namespace, &head.name, deployed, &this.runtime);
             // Scripts with these bytes that could not be loaded (their blob was corrupted,
             // rewritten above) load again. The upload is committed whatever happens here.
-            if this.runtime.index.unavailable_with(&record.sha256)
+            if this.runtime.index.unavailable_with(&sha256)
                 && let Err(error) = this.runtime.index.sync_from_store(&this.store, &this.runtime)
             {
                 tracing::error!(%error, "reloading the scripts that share the uploaded bytes failed");
             }
-            Ok((record, created))
+            Ok(uploaded)
         })
         .await
     }

@@ -41,7 +41,7 @@ pub use compile_cage::{CompileError, CompileLimits, WORKER_COMMAND};
 pub use compose::{ComposeError, PlatformModule};
 pub use engine::EngineLimits;
 pub use host::Host;
-pub use index::{LoadedScript, ScriptIndex};
+pub use index::{Deployed, LoadedScript, ScriptIndex};
 pub use invoke::{InvokeError, RunFailure};
 pub use limits::Limits;
 pub use outbound::{AddressPolicy, AllowList};

@@ -145,6 +145,7 @@ impl Drop for RunReport {
                 namespace: self.script.namespace.clone(),
                 script: self.script.name.clone(),
                 customer_id: self.script.customer_id.clone(),
+                version: self.script.version_id.clone(),
                 minute,
             },
             &RunCost {
@@ -166,6 +167,7 @@ impl Drop for RunReport {
                 time: humantime::format_rfc3339_millis(self.began).to_string(),
                 script: self.script.name.clone(),
                 namespace: self.script.namespace.clone(),
+                version_id: self.script.version_id.clone(),
                 customer_id: self.script.customer_id.clone(),
                 method,
                 path,

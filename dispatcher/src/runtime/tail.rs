@@ -27,6 +27,8 @@ pub struct TailEvent {
     pub time: String,
     pub script: String,
     pub namespace: String,
+    /// The version that ran.
+    pub version_id: String,
     #[serde(skip)]
     pub customer_id: Option<String>,
     pub method: String,

@@ -156,26 +156,31 @@ pub struct MinuteUsage {
     pub usage: UsageView,
 }
 
-/// One script's usage over the report's window.
+/// One script's (or, grouped by version, one version's) usage over the report's window.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ScriptUsage {
     pub script: String,
     pub namespace: String,
     pub customer_id: Option<String>,
+    /// The version, when grouped by version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
     pub total: UsageView,
     pub minutes: Vec<MinuteUsage>,
 }
 
-/// Rows (stored and pending; the same key may come twice) grouped per script, minutes
-/// in order.
-pub fn per_script(rows: Vec<(UsageKey, UsageCounters)>) -> Vec<ScriptUsage> {
+/// Rows (stored and pending; the same key may come twice) grouped per script (and per
+/// version when `by_version`), minutes in order.
+pub fn per_script(rows: Vec<(UsageKey, UsageCounters)>, by_version: bool) -> Vec<ScriptUsage> {
+    type Group = (String, String, Option<String>, Option<String>);
     let mut merged: std::collections::BTreeMap<
-        (String, String, Option<String>),
+        Group,
         std::collections::BTreeMap<i64, UsageCounters>,
     > = Default::default();
     for (key, counters) in rows {
+        let version = by_version.then_some(key.version);
         merged
-            .entry((key.namespace, key.script, key.customer_id))
+            .entry((key.namespace, key.script, key.customer_id, version))
             .or_default()
             .entry(key.minute)
             .or_default()
@@ -183,7 +188,7 @@ pub fn per_script(rows: Vec<(UsageKey, UsageCounters)>) -> Vec<ScriptUsage> {
     }
     merged
         .into_iter()
-        .map(|((namespace, script, customer_id), minutes)| {
+        .map(|((namespace, script, customer_id, version_id), minutes)| {
             let mut total = UsageCounters::default();
             for counters in minutes.values() {
                 total.merge(counters);
@@ -192,6 +197,7 @@ pub fn per_script(rows: Vec<(UsageKey, UsageCounters)>) -> Vec<ScriptUsage> {
                 script,
                 namespace,
                 customer_id,
+                version_id,
                 total: total.into(),
                 minutes: minutes
                     .into_iter()

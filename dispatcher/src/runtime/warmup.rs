@@ -48,6 +48,11 @@ impl ScriptComponent {
         })
     }
 
+    /// The digest of the component's bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
     pub fn is_loaded(&self) -> bool {
         self.loaded.initialized()
     }

@@ -1,6 +1,6 @@
-//! A script's bindings as the store keeps them: `(script, binding name, kind, spec JSON)`
-//! and, for a kind that has one, a secret sealed with XChaCha20-Poly1305 (opened only
-//! for the runtime, never shown). The store knows no kind: what a kind's spec holds and
+//! A version's bindings as the store keeps them: `(script, version, binding name, kind,
+//! spec JSON)` and, for a kind that has one, a secret sealed with XChaCha20-Poly1305
+//! (opened only for the runtime, never shown). The store knows no kind: what a kind's spec holds and
 //! whether it is valid is its binding unit's business (`runtime/bindings/`).
 
 use rusqlite::{Transaction, params};
@@ -48,12 +48,17 @@ pub struct BindingView {
 /// A stored row: binding name, kind, spec JSON, sealed secret.
 type Row = (String, String, String, Option<Vec<u8>>);
 
-fn read_rows(tx: &Transaction<'_>, namespace: &str, name: &str) -> Result<Vec<Row>, StoreError> {
+fn read_rows(
+    tx: &Transaction<'_>,
+    namespace: &str,
+    name: &str,
+    version: &str,
+) -> Result<Vec<Row>, StoreError> {
     let mut stmt = tx.prepare_cached(
-        "SELECT binding, kind, spec, secret FROM script_bindings
-         WHERE namespace = ?1 AND name = ?2 ORDER BY binding",
+        "SELECT binding, kind, spec, secret FROM version_bindings
+         WHERE namespace = ?1 AND name = ?2 AND version = ?3 ORDER BY binding",
     )?;
-    let rows = stmt.query_map(params![namespace, name], |row| {
+    let rows = stmt.query_map(params![namespace, name, version], |row| {
         Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -67,21 +72,17 @@ fn parse_spec(binding: &str, spec: &str) -> BindingFields {
 }
 
 impl Store {
-    /// Replaces the bindings of a script inside the upload's transaction, sealing secrets.
-    pub(super) fn replace_bindings(
+    /// Stores the bindings of a new version inside the upload's transaction, sealing
+    /// secrets.
+    pub(super) fn insert_bindings(
         &self,
         tx: &Transaction<'_>,
-        namespace: &str,
-        name: &str,
+        (namespace, name, version): (&str, &str, &str),
         bindings: &[StoredBinding],
     ) -> Result<(), StoreError> {
-        tx.execute(
-            "DELETE FROM script_bindings WHERE namespace = ?1 AND name = ?2",
-            params![namespace, name],
-        )?;
         let mut insert = tx.prepare_cached(
-            "INSERT INTO script_bindings (namespace, name, binding, kind, spec, secret)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO version_bindings (namespace, name, version, binding, kind, spec, secret)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for binding in bindings {
             let secret = binding.secret.as_deref().map(|text| {
@@ -96,6 +97,7 @@ impl Store {
             insert.execute(params![
                 namespace,
                 name,
+                version,
                 binding.name,
                 binding.kind,
                 spec,
@@ -105,13 +107,30 @@ impl Store {
         Ok(())
     }
 
-    /// The public view of a script's bindings.
+    /// A new version keeps the bindings of the version before it (sealed values copied
+    /// as they are: they are bound to the script, not the version).
+    pub(super) fn copy_bindings(
+        tx: &Transaction<'_>,
+        (namespace, name, version): (&str, &str, &str),
+        from: &str,
+    ) -> Result<(), StoreError> {
+        tx.execute(
+            "INSERT INTO version_bindings (namespace, name, version, binding, kind, spec, secret)
+             SELECT namespace, name, ?3, binding, kind, spec, secret FROM version_bindings
+             WHERE namespace = ?1 AND name = ?2 AND version = ?4",
+            params![namespace, name, version, from],
+        )?;
+        Ok(())
+    }
+
+    /// The public view of a version's bindings.
     pub(super) fn binding_views(
         tx: &Transaction<'_>,
         namespace: &str,
         name: &str,
+        version: &str,
     ) -> Result<Vec<BindingView>, StoreError> {
-        Ok(read_rows(tx, namespace, name)?
+        Ok(read_rows(tx, namespace, name, version)?
             .into_iter()
             .map(|(binding, kind, spec, _)| BindingView {
                 spec: parse_spec(&binding, &spec),
@@ -121,15 +140,16 @@ impl Store {
             .collect())
     }
 
-    /// What the runtime gives the script: every binding, secrets opened.
+    /// What the runtime gives a version of the script: every binding, secrets opened.
     pub fn stored_bindings(
         &self,
         namespace: &str,
         name: &str,
+        version: &str,
     ) -> Result<Vec<StoredBinding>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        read_rows(&tx, namespace, name)?
+        read_rows(&tx, namespace, name, version)?
             .into_iter()
             .map(|(binding, kind, spec, sealed)| {
                 let secret = match sealed {
@@ -151,5 +171,24 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The bindings of the live deployment's main version (none when it has none).
+    pub fn live_bindings(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<StoredBinding>, StoreError> {
+        let main = {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            super::versions::live_deployment(&tx, namespace, name)?.and_then(|deployment| {
+                super::versions::main_share(&deployment.versions).map(|s| s.version_id.clone())
+            })
+        };
+        match main {
+            Some(version) => self.stored_bindings(namespace, name, &version),
+            None => Ok(Vec::new()),
+        }
     }
 }

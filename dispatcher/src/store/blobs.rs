@@ -105,13 +105,13 @@ pub struct Swept {
 
 impl Store {
     /// Removes the component blobs and compiled artifacts (`artifacts/<wasm
-    /// sha256>-….cwasm`) of versions no script uses any more, and forgets their artifact
+    /// sha256>-….cwasm`) that no kept version of any script names, and forgets their artifact
     /// digests. Files younger than `grace` stay: an upload in another process writes its
     /// blob and artifact before it commits the script that names them.
     pub fn sweep(&self, grace: std::time::Duration) -> Result<Swept, StoreError> {
         let referenced: std::collections::HashSet<String> = {
             let conn = self.conn();
-            let mut query = conn.prepare("SELECT DISTINCT sha256 FROM scripts")?;
+            let mut query = conn.prepare("SELECT DISTINCT sha256 FROM script_versions")?;
             query
                 .query_map([], |row| row.get(0))?
                 .collect::<Result<_, _>>()?
@@ -150,7 +150,7 @@ impl Store {
         }
         // A digest without its file only makes a later load rebuild; never wrong.
         self.conn().execute(
-            "DELETE FROM artifacts WHERE wasm_sha256 NOT IN (SELECT sha256 FROM scripts)",
+            "DELETE FROM artifacts WHERE wasm_sha256 NOT IN (SELECT sha256 FROM script_versions)",
             [],
         )?;
         Ok(swept)

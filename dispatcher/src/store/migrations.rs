@@ -42,6 +42,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "binding_spec",
         include_str!("../../../migrations/0007_binding_spec.sql"),
     ),
+    (
+        8,
+        "versions",
+        include_str!("../../../migrations/0008_versions.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

@@ -1,8 +1,8 @@
 //! The namespace store: one SQLite database (`dispatcher.db`, WAL, `synchronous=FULL`) in
 //! the data directory, plus content-addressed component bytes under `blobs/`.
 //!
-//! It owns persistence only: customers and their hashed tokens, scripts, their tags and
-//! bindings (secrets sealed), the admin's settings for them (owned, the outbound policy
+//! It owns persistence only: customers and their hashed tokens, scripts, their tags,
+//! versions (each with its bindings, secrets sealed) and deployments, the admin's settings for them (owned, the outbound policy
 //! sealed), and the digests of compiled artifacts. It knows nothing about HTTP or
 //! wasmtime. Calls are blocking; async callers run them on the blocking pool. A full
 //! disk is its own error (`StoreError::StorageFull`), and so is a blob whose bytes no
@@ -18,6 +18,7 @@ mod scripts;
 mod secrets;
 mod settings;
 mod usage;
+mod versions;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -27,9 +28,13 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use bindings::{BindingFields, BindingRequest, BindingView, StoredBinding};
 pub use customers::{Customer, IssuedToken};
-pub use scripts::{ScriptHead, ScriptRecord, Upload};
+pub use scripts::{ScriptHead, ScriptRecord, Upload, Uploaded};
 pub use settings::{LimitOverrides, OutboundPolicy, ScriptSettings};
 pub use usage::{UsageCounters, UsageKey};
+pub use versions::{
+    DeploymentRecord, LiveVersion, MAX_PER_PAGE, Page, PageRequest, VersionRecord, VersionShare,
+    check_shares, main_share,
+};
 
 /// Namespace of scripts uploaded by customers.
 pub const CUSTOMER_NAMESPACE: &str = "customers";
@@ -52,6 +57,12 @@ pub enum StoreError {
     NameTaken,
     #[error("not found")]
     NotFound,
+    /// The script has no kept version with this id.
+    #[error("version `{0}` not found")]
+    VersionNotFound(String),
+    /// A deployment or rollback that cannot be made, and why.
+    #[error("{0}")]
+    InvalidDeployment(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

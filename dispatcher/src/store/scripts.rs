@@ -1,10 +1,14 @@
 //! Scripts and their tags. A script is unique by (namespace, name); its owner's
 //! `customer_id:<id>` tag is stored with its custom tags so one query filters both.
+//! Each upload adds a version (`versions.rs`), deployed at once unless asked not to.
 
 use rusqlite::{OptionalExtension as _, Transaction, params};
 use serde::Serialize;
 
 use super::settings::ScriptSettings;
+use super::versions::{
+    self, DeploymentRecord, LiveVersion, NewVersionRow, VersionRecord, VersionShare,
+};
 use super::{BindingView, Store, StoreError, StoredBinding};
 
 /// The public record of a script, as the API returns it.
@@ -19,7 +23,20 @@ pub struct ScriptRecord {
     pub size: u64,
     pub created_at: String,
     pub updated_at: String,
+    /// The bindings of the live deployment's main version.
     pub bindings: Vec<BindingView>,
+    /// The live deployment.
+    pub deployment: Option<DeploymentRecord>,
+}
+
+/// What an upload made: the script, whether it is new, and its new version.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Uploaded {
+    #[serde(flatten)]
+    pub script: ScriptRecord,
+    #[serde(skip)]
+    pub created: bool,
+    pub version: VersionRecord,
 }
 
 /// What the runtime index needs to know about every script.
@@ -27,10 +44,11 @@ pub struct ScriptRecord {
 pub struct ScriptHead {
     pub namespace: String,
     pub name: String,
-    pub sha256: String,
     pub customer_id: Option<String>,
-    /// Changes whenever the script's bytes, tags or bindings change.
-    pub updated_at: String,
+    /// The live deployment's id: it changes whenever what serves changes.
+    pub deployment: String,
+    /// The live deployment's versions, with their digests and shares.
+    pub versions: Vec<LiveVersion>,
     /// The admin's limits and outbound policy, as given to the script's owner.
     pub settings: ScriptSettings,
 }
@@ -44,8 +62,15 @@ pub struct Upload<'a> {
     pub size: u64,
     /// Replaces the custom tags when given; keeps them when `None`.
     pub tags: Option<&'a [String]>,
-    /// Replaces the bindings when given; keeps them when `None`.
+    /// The new version's bindings; those of the newest version when `None`.
     pub bindings: Option<&'a [StoredBinding]>,
+    /// The version's annotations.
+    pub message: Option<&'a str>,
+    pub tag: Option<&'a str>,
+    /// Deploy the version to 100 % at once (else it serves no traffic yet).
+    pub deploy: bool,
+    /// How many versions of the script to keep.
+    pub keep_versions: usize,
 }
 
 /// The tag every script of a customer carries.
@@ -54,32 +79,37 @@ pub fn customer_tag(customer_id: &str) -> String {
 }
 
 impl Store {
-    /// Creates or replaces a script atomically. Returns the record and whether it is new.
-    /// Fails with `NameTaken` when the name belongs to another owner.
-    pub fn put_script(&self, upload: &Upload<'_>) -> Result<(ScriptRecord, bool), StoreError> {
+    /// Adds a version of a script atomically, creating the script on its first upload,
+    /// and deploys it to 100 % when asked. Fails with `NameTaken` when the name belongs
+    /// to another owner, and with `NotFound` for a first upload that is not deployed.
+    pub fn put_script(&self, upload: &Upload<'_>) -> Result<Uploaded, StoreError> {
+        let (namespace, name) = (upload.namespace, upload.name);
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let existing: Option<Option<String>> = tx
             .query_row(
                 "SELECT customer_id FROM scripts WHERE namespace = ?1 AND name = ?2",
-                params![upload.namespace, upload.name],
+                params![namespace, name],
                 |row| row.get(0),
             )
             .optional()?;
-        if let Some(owner) = &existing
-            && owner.as_deref() != upload.customer_id
-        {
-            return Err(StoreError::NameTaken);
+        match &existing {
+            Some(owner) if owner.as_deref() != upload.customer_id => {
+                return Err(StoreError::NameTaken);
+            }
+            None if !upload.deploy => return Err(StoreError::NotFound),
+            _ => {}
         }
+        // A new script's row starts with these bytes; a deployment below keeps the row
+        // pointing at what serves.
         tx.execute(
             "INSERT INTO scripts (namespace, name, customer_id, sha256, size)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (namespace, name) DO UPDATE SET
-                sha256 = excluded.sha256, size = excluded.size,
                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
             params![
-                upload.namespace,
-                upload.name,
+                namespace,
+                name,
                 upload.customer_id,
                 upload.sha256,
                 upload.size as i64
@@ -90,25 +120,56 @@ impl Store {
             tx.execute(
                 "DELETE FROM script_settings WHERE namespace = ?1 AND name = ?2
                    AND customer_id IS NOT ?3",
-                params![upload.namespace, upload.name, upload.customer_id],
+                params![namespace, name, upload.customer_id],
             )?;
         }
         if let Some(tags) = upload.tags {
-            replace_custom_tags(&tx, upload.namespace, upload.name, tags)?;
-        }
-        if let Some(bindings) = upload.bindings {
-            self.replace_bindings(&tx, upload.namespace, upload.name, bindings)?;
+            replace_custom_tags(&tx, namespace, name, tags)?;
         }
         if let Some(customer_id) = upload.customer_id {
             tx.execute(
                 "INSERT OR IGNORE INTO script_tags (namespace, name, tag) VALUES (?1, ?2, ?3)",
-                params![upload.namespace, upload.name, customer_tag(customer_id)],
+                params![namespace, name, customer_tag(customer_id)],
             )?;
         }
-        let record =
-            read_record(&tx, upload.namespace, upload.name)?.ok_or(StoreError::NotFound)?;
+        let previous = versions::newest_version(&tx, namespace, name)?;
+        let version = Store::insert_version(
+            &tx,
+            &NewVersionRow {
+                namespace,
+                name,
+                sha256: upload.sha256,
+                size: upload.size,
+                message: upload.message,
+                tag: upload.tag,
+            },
+        )?;
+        match (upload.bindings, &previous) {
+            (Some(bindings), _) => {
+                self.insert_bindings(&tx, (namespace, name, &version), bindings)?
+            }
+            (None, Some(previous)) => {
+                Store::copy_bindings(&tx, (namespace, name, &version), previous)?
+            }
+            (None, None) => {}
+        }
+        if upload.deploy {
+            let share = VersionShare {
+                version_id: version.clone(),
+                percentage: 100,
+            };
+            versions::insert_deployment(&tx, namespace, name, &[share], "upload")?;
+        }
+        Store::prune_versions(&tx, namespace, name, upload.keep_versions.max(1))?;
+        let script = read_record(&tx, namespace, name)?.ok_or(StoreError::NotFound)?;
+        let version =
+            versions::read_version(&tx, namespace, name, &version)?.ok_or(StoreError::NotFound)?;
         tx.commit()?;
-        Ok((record, existing.is_none()))
+        Ok(Uploaded {
+            script,
+            created: existing.is_none(),
+            version,
+        })
     }
 
     /// The script, if it exists and (when `owner` is given) belongs to that customer.
@@ -226,29 +287,103 @@ impl Store {
         Ok(record)
     }
 
-    /// Every script's name, owner and digest: what the runtime index is built from.
+    /// Every script's owner, settings and live versions: what the runtime index is
+    /// built from. A script whose live deployment names no kept version is left out
+    /// (logged): there is nothing it could serve.
     pub fn script_heads(&self) -> Result<Vec<ScriptHead>, StoreError> {
+        self.heads_where(None)
+    }
+
+    /// The head of one script, if it has a live deployment.
+    pub fn script_head(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ScriptHead>, StoreError> {
+        Ok(self.heads_where(Some((namespace, name)))?.pop())
+    }
+
+    fn heads_where(&self, only: Option<(&str, &str)>) -> Result<Vec<ScriptHead>, StoreError> {
+        let (namespace, name) = only.unzip();
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT s.namespace, s.name, s.sha256, s.customer_id, s.updated_at,
+            "SELECT s.namespace, s.name, s.customer_id, d.id, d.versions,
                     x.cpu_ms, x.memory_mb, x.subrequests, x.wall_ms, x.outbound_sealed,
                     x.customer_id
              FROM scripts s
+             JOIN script_deployments d ON d.namespace = s.namespace AND d.name = s.name
+               AND d.number = (SELECT MAX(number) FROM script_deployments
+                               WHERE namespace = s.namespace AND name = s.name)
              LEFT JOIN script_settings x ON x.namespace = s.namespace AND x.name = s.name
-               AND x.customer_id IS s.customer_id",
+               AND x.customer_id IS s.customer_id
+             WHERE ?1 IS NULL OR (s.namespace = ?1 AND s.name = ?2)",
         )?;
-        let rows = stmt.query_map([], |row| {
+        let rows = stmt.query_map(params![namespace, name], |row| {
             let (namespace, name): (String, String) = (row.get(0)?, row.get(1)?);
-            Ok(ScriptHead {
-                settings: self.settings_from_row(&namespace, &name, row, 5)?,
-                namespace,
-                name,
-                sha256: row.get(2)?,
-                customer_id: row.get(3)?,
-                updated_at: row.get(4)?,
-            })
+            Ok((
+                ScriptHead {
+                    settings: self.settings_from_row(&namespace, &name, row, 5)?,
+                    namespace,
+                    name,
+                    customer_id: row.get(2)?,
+                    deployment: row.get(3)?,
+                    versions: Vec::new(),
+                },
+                row.get::<_, String>(4)?,
+            ))
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let heads: Vec<(ScriptHead, String)> = rows.collect::<Result<_, _>>()?;
+        let mut digest = conn.prepare_cached(
+            "SELECT sha256 FROM script_versions WHERE namespace = ?1 AND name = ?2 AND id = ?3",
+        )?;
+        let mut out = Vec::with_capacity(heads.len());
+        for (mut head, shares) in heads {
+            for share in versions::parse_shares(&shares) {
+                let sha256: Option<String> = digest
+                    .query_row(
+                        params![head.namespace, head.name, share.version_id],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                match sha256 {
+                    Some(sha256) => head.versions.push(LiveVersion {
+                        id: share.version_id,
+                        sha256,
+                        percentage: share.percentage,
+                    }),
+                    None => head.versions.clear(),
+                }
+            }
+            if head.versions.is_empty() {
+                tracing::error!(script = %head.name, namespace = %head.namespace,
+                    "the live deployment names no kept version; the script is not served");
+                continue;
+            }
+            out.push(head);
+        }
+        Ok(out)
+    }
+
+    /// The kept version `id` of a script, as the runtime needs it.
+    pub fn version_head(
+        &self,
+        namespace: &str,
+        name: &str,
+        id: &str,
+    ) -> Result<Option<LiveVersion>, StoreError> {
+        let conn = self.conn();
+        Ok(conn
+            .query_row(
+                "SELECT sha256 FROM script_versions WHERE namespace = ?1 AND name = ?2 AND id = ?3",
+                params![namespace, name, id],
+                |row| row.get(0),
+            )
+            .optional()?
+            .map(|sha256| LiveVersion {
+                id: id.to_string(),
+                sha256,
+                percentage: 0,
+            }))
     }
 }
 
@@ -301,6 +436,7 @@ fn read_record(
                     created_at: row.get(3)?,
                     updated_at: row.get(4)?,
                     bindings: Vec::new(),
+                    deployment: None,
                 })
             },
         )
@@ -314,6 +450,13 @@ fn read_record(
     record.tags = stmt
         .query_map(params![namespace, name], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
-    record.bindings = Store::binding_views(tx, namespace, name)?;
+    record.deployment = versions::live_deployment(tx, namespace, name)?;
+    let main = record
+        .deployment
+        .as_ref()
+        .and_then(|deployment| versions::main_share(&deployment.versions));
+    if let Some(main) = main {
+        record.bindings = Store::binding_views(tx, namespace, name, &main.version_id)?;
+    }
     Ok(Some(record))
 }

@@ -15,6 +15,8 @@ pub struct UsageKey {
     pub namespace: String,
     pub script: String,
     pub customer_id: Option<String>,
+    /// The version that ran ('' in rows flushed before versions existed).
+    pub version: String,
     pub minute: i64,
 }
 
@@ -62,9 +64,10 @@ impl Store {
         let tx = conn.transaction()?;
         {
             let mut add = tx.prepare_cached(&format!(
-                "INSERT INTO usage (namespace, script, customer_id, minute, {COUNTER_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-                 ON CONFLICT (namespace, script, customer_id, minute) DO UPDATE SET
+                "INSERT INTO usage (namespace, script, customer_id, version, minute,
+                                    {COUNTER_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?16, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT (namespace, script, customer_id, version, minute) DO UPDATE SET
                     invocations = invocations + excluded.invocations,
                     script_error = script_error + excluded.script_error,
                     exceeded_cpu = exceeded_cpu + excluded.exceeded_cpu,
@@ -94,6 +97,7 @@ impl Store {
                     c.subrequests as i64,
                     c.peak_memory_bytes as i64,
                     c.canceled as i64,
+                    key.version,
                 ])?;
             }
         }
@@ -110,7 +114,7 @@ impl Store {
     ) -> Result<Vec<(UsageKey, UsageCounters)>, StoreError> {
         let conn = self.conn();
         let mut query = conn.prepare_cached(&format!(
-            "SELECT namespace, script, customer_id, minute, {COUNTER_COLUMNS} FROM usage
+            "SELECT namespace, script, customer_id, minute, {COUNTER_COLUMNS}, version FROM usage
              WHERE minute >= ?1 AND (?2 IS NULL OR customer_id = ?2)
              ORDER BY minute, namespace, script"
         ))?;
@@ -122,6 +126,7 @@ impl Store {
                     namespace: row.get(0)?,
                     script: row.get(1)?,
                     customer_id: (!customer.is_empty()).then_some(customer),
+                    version: row.get(15)?,
                     minute: row.get(3)?,
                 },
                 UsageCounters {
