@@ -3,6 +3,7 @@
 //! uncontended atomic add.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Default)]
@@ -53,6 +54,10 @@ impl Outcome {
         }
     }
 
+    fn index(self) -> usize {
+        Outcome::ALL.iter().position(|o| *o == self).unwrap_or(0)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
@@ -88,12 +93,38 @@ pub struct Metrics {
     requests: [Counter; Outcome::ALL.len()],
     pub scripts_loaded: AtomicU64,
     durations: DurationHistogram,
+    /// Runs of versions under a split, by (namespace, script, version) and outcome.
+    split_runs:
+        std::sync::Mutex<std::collections::BTreeMap<(String, String, String), Arc<OutcomeCounts>>>,
+}
+
+/// Runs of one version, by outcome.
+#[derive(Default)]
+pub struct OutcomeCounts([Counter; Outcome::ALL.len()]);
+
+impl OutcomeCounts {
+    pub fn add(&self, outcome: Outcome) {
+        self.0[outcome.index()].inc();
+    }
 }
 
 impl Metrics {
     pub fn request(&self, outcome: Outcome) {
-        let i = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
-        self.requests[i].inc();
+        self.requests[outcome.index()].inc();
+    }
+
+    /// The counters of `version` of a script whose live deployment splits traffic (its
+    /// runs add to them without a lock). Only versions under a split are counted apart,
+    /// so the series stay as few as the scripts mid-rollout (those of a split that ended
+    /// stay until a restart).
+    pub fn split_counts(&self, namespace: &str, script: &str, version: &str) -> Arc<OutcomeCounts> {
+        let key = (namespace.into(), script.into(), version.into());
+        self.split_runs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(key)
+            .or_default()
+            .clone()
     }
 
     /// A finished run took `wall` from start to its last instruction.
@@ -165,7 +196,32 @@ impl Metrics {
         let sum = self.durations.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+        self.render_split_runs(&mut out);
         out
+    }
+
+    fn render_split_runs(&self, out: &mut String) {
+        let name = "dispatcher_split_requests_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Runs of each version of the scripts whose live deployment splits traffic between two versions, by how they ended.\n\
+             # TYPE {name} counter"
+        );
+        let runs = self
+            .split_runs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Names are `[a-z0-9-]` and version ids hex: nothing to escape.
+        for ((namespace, script, version), counts) in runs.iter() {
+            for (outcome, count) in Outcome::ALL.iter().zip(&counts.0) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{namespace=\"{namespace}\",script=\"{script}\",version=\"{version}\",outcome=\"{}\"}} {}",
+                    outcome.as_str(),
+                    count.get()
+                );
+            }
+        }
     }
 
     /// Gauges of the engine's instance pool: instances and linear memories in use, and

@@ -1,5 +1,6 @@
 // The customer web page: sign in with a token, Initialize the demo, list, upload and
-// delete scripts, and tail one script's invocations live. Plain JavaScript, no build step.
+// delete scripts, tail one script's invocations live, and see one script's versions and
+// deployments (and roll it back). Plain JavaScript, no build step.
 //
 // Everything the server sends is inserted with textContent (never innerHTML), and the
 // token lives only in sessionStorage: never in the URL, never in localStorage, never logged.
@@ -153,6 +154,7 @@ async function signIn(candidate) {
   // Signing in as another customer (a demo button while signed in) starts afresh.
   stopTail();
   $("#tail-section").hidden = true;
+  closeVersions();
   sessionStorage.setItem(TOKEN_KEY, candidate);
   $("#token").value = "";
   render();
@@ -165,6 +167,7 @@ function signOut(reason) {
   $("#scripts tbody").replaceChildren();
   $("#tail-events").replaceChildren();
   $("#tail-section").hidden = true;
+  closeVersions();
   hideMessage($("#upload-status"));
   hideMessage($("#upload-error"));
   $("#upload-form").reset();
@@ -300,11 +303,15 @@ function scriptRow(script) {
   tail.type = "button";
   tail.setAttribute("aria-label", `Tail ${script.name}`);
   tail.addEventListener("click", () => startTail(script.name));
+  const versions = el("button", "versions secondary", "Versions");
+  versions.type = "button";
+  versions.setAttribute("aria-label", `Versions of ${script.name}`);
+  versions.addEventListener("click", () => openVersions(script.name));
   const remove = el("button", "delete danger", "Delete");
   remove.type = "button";
   remove.setAttribute("aria-label", `Delete ${script.name}`);
   remove.addEventListener("click", () => deleteScript(script.name));
-  actions.append(tail, remove);
+  actions.append(tail, versions, remove);
 
   row.append(nameCell, tagsCell, sizeCell, updatedCell, actions);
   return row;
@@ -317,11 +324,194 @@ async function deleteScript(name) {
     await api("DELETE", `/script/${encodeURIComponent(name)}`);
     hideMessage(errorNode);
     if (tailing && tailing.name === name) stopTail();
+    if (versionsShown === name) closeVersions();
   } catch (error) {
     if (handleAuthFailure(error)) return;
     showError(errorNode, error);
   }
   await refreshScripts();
+}
+
+// ---------------------------------------------------------------------------------------
+// Versions and deployments of one script
+//
+// Every upload keeps an immutable version; a deployment splits the traffic between one or
+// two versions by percentage, and the newest deployment is the live one. A rollback
+// deploys one kept version at 100%: by default the first version of the previous
+// deployment, or the one named by `version_id`.
+
+/** The name of the script whose versions are shown, or null. */
+let versionsShown = null;
+/** Counts the panel's loads, so that only the latest one is shown (see loadVersions). */
+let versionsLoads = 0;
+
+async function openVersions(name) {
+  versionsShown = name;
+  $("#versions-name").textContent = name;
+  $("#versions-rollback").setAttribute("aria-label", `Roll back ${name}`);
+  $("#versions-close").setAttribute("aria-label", `Close the versions of ${name}`);
+  clearVersions();
+  $("#versions-section").hidden = false;
+  $("#versions-section").scrollIntoView({ behavior: "smooth", block: "start" });
+  await loadVersions();
+}
+
+function closeVersions() {
+  versionsShown = null;
+  versionsLoads += 1; // a load under way is not shown
+  $("#versions-section").hidden = true;
+  clearVersions();
+}
+
+function clearVersions() {
+  $("#versions-rows").replaceChildren();
+  $("#deployments-rows").replaceChildren();
+  $("#versions-status").textContent = "";
+  hideMessage($("#versions-error"));
+}
+
+/** Fetches the shown script's versions and deployments and shows them. */
+async function loadVersions() {
+  const name = versionsShown;
+  if (name === null) return;
+  // A later load (the panel reopened, another script opened) or closing the panel makes
+  // this one stale: its answers may be older than the later one's, so they are dropped.
+  const load = ++versionsLoads;
+  const base = `/script/${encodeURIComponent(name)}`;
+  try {
+    const [{ data: versions }, { data: deployments }] = await Promise.all([
+      api("GET", `${base}/versions?per_page=100`),
+      api("GET", `${base}/deployments?per_page=20`),
+    ]);
+    if (load !== versionsLoads) return;
+    renderVersions(versions, deployments.items[0]);
+    renderDeployments(deployments);
+  } catch (error) {
+    if (load !== versionsLoads || handleAuthFailure(error)) return;
+    showError($("#versions-error"), error);
+  }
+}
+
+/** "Versions", or "Versions (newest 100 of 130)" when the page does not hold them all. */
+function countedHeading(label, page) {
+  return page.total > page.items.length
+    ? `${label} (newest ${page.items.length} of ${page.total})` : label;
+}
+
+/** Each version's percentage in `deployment` (none: no version is live), by version id. */
+function liveShares(deployment) {
+  const shares = deployment ? deployment.versions : [];
+  return new Map(shares.map((share) => [share.version_id, share.percentage]));
+}
+
+/** A deployment's split, e.g. `a1b2c3d4e5f6 90% · 0f0e0d0c0b0a 10%`. */
+function formatSplit(deployment) {
+  return deployment.versions
+    .map((share) => `${share.version_id} ${share.percentage}%`)
+    .join(" · ");
+}
+
+function renderVersions(versions, live) {
+  $("#versions-list-heading").textContent = countedHeading("Versions", versions);
+  const shares = liveShares(live);
+  $("#versions-rows").replaceChildren(
+    ...versions.items.map((version) => versionRow(version, shares.get(version.id))));
+}
+
+/** A version's row; `percentage` is its share of the live deployment (undefined: none). */
+function versionRow(version, percentage) {
+  const row = el("tr", "version");
+  row.dataset.versionId = version.id;
+  row.dataset.number = version.number;
+  if (percentage !== undefined) row.classList.add("live");
+
+  const created = el("td", "created");
+  created.append(timeElement(version.created_at, true));
+  const tag = el("td", "version-tag", version.tag ? null : "—");
+  if (version.tag) tag.append(el("span", "tag", version.tag));
+  const actions = el("td", "actions");
+  if (percentage !== 100) actions.append(deployButton(version));
+
+  row.append(
+    idCell(version.id),
+    el("td", "number num", version.number),
+    created,
+    el("td", "message", version.message || "—"),
+    tag,
+    el("td", "share num", percentage === undefined ? "—" : `${percentage}%`),
+    actions,
+  );
+  return row;
+}
+
+/** "Deploy 100%": a rollback to this version. */
+function deployButton(version) {
+  const button = el("button", "deploy secondary", "Deploy 100%");
+  button.type = "button";
+  button.setAttribute("aria-label",
+    `Deploy version ${version.number} (${version.id}) of ${versionsShown} at 100%`);
+  button.addEventListener("click", () => rollBack({ version_id: version.id }));
+  return button;
+}
+
+function renderDeployments(deployments) {
+  $("#deployments-heading").textContent = countedHeading("Deployments", deployments);
+  $("#deployments-rows").replaceChildren(
+    ...deployments.items.map((deployment, index) => deploymentRow(deployment, index === 0)));
+}
+
+function deploymentRow(deployment, isLive) {
+  const row = el("tr", "deployment");
+  row.dataset.deploymentId = deployment.id;
+  const id = idCell(deployment.id);
+  if (isLive) {
+    row.classList.add("live");
+    id.append(" ", el("span", "live-badge", "live"));
+  }
+  const created = el("td", "created");
+  created.append(timeElement(deployment.created_at, true));
+  row.append(id, created, el("td", "source", deployment.source),
+    el("td", "split", formatSplit(deployment)));
+  return row;
+}
+
+function idCell(id) {
+  const cell = el("td", "id");
+  cell.append(el("code", null, id));
+  return cell;
+}
+
+/**
+ * Rolls the shown script back with `body`: `{}` (the previous deployment's version) or
+ * `{ version_id }`; then shows the panel and the script list afresh. A rollback with
+ * nothing to roll back to is refused (400) with the server's reason, shown in the panel.
+ */
+async function rollBack(body) {
+  const name = versionsShown;
+  if (name === null) return;
+  const status = $("#versions-status");
+  const errorNode = $("#versions-error");
+  status.textContent = "";
+  hideMessage(errorNode);
+  setVersionActionsDisabled(true);
+  try {
+    const { data: deployment } = await api("POST",
+      `/script/${encodeURIComponent(name)}/rollback`, { body: JSON.stringify(body) });
+    status.textContent = `Deployment ${deployment.id} is live: ${formatSplit(deployment)}.`;
+  } catch (error) {
+    if (handleAuthFailure(error)) return;
+    showError(errorNode, error);
+  } finally {
+    setVersionActionsDisabled(false);
+  }
+  await Promise.all([loadVersions(), refreshScripts()]);
+}
+
+/** Disables the panel's Roll back and Deploy buttons while a rollback is under way. */
+function setVersionActionsDisabled(disabled) {
+  for (const button of document.querySelectorAll("#versions-rollback, #versions-rows button")) {
+    button.disabled = disabled;
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -361,6 +551,8 @@ async function upload(event) {
       { body: form });
     showMessage(status, `Uploaded ${data.name} (${code === 201 ? "created" : "replaced"}).`);
     $("#upload-form").reset();
+    // A new version of the script whose versions are shown belongs in its panel too.
+    if (versionsShown === data.name) loadVersions();
     await refreshScripts();
   } catch (error) {
     if (!handleAuthFailure(error)) showError(errorNode, error);
@@ -387,6 +579,8 @@ document.addEventListener("DOMContentLoaded", () => {
     if (file && !nameInput.value) nameInput.value = nameFromFile(file.name);
   });
   $("#tail-stop").addEventListener("click", stopTail);
+  $("#versions-rollback").addEventListener("click", () => rollBack({}));
+  $("#versions-close").addEventListener("click", closeVersions);
 
   render();
   if (storedToken() !== null) refreshScripts();

@@ -613,6 +613,19 @@ fn tails_and_usage_say_which_version_ran() {
     let per_script = usage("");
     assert_eq!(per_script.len(), 1, "{per_script:?}");
     assert_eq!(per_script[0]["total"]["invocations"], 40);
+
+    // `/metrics` counts the runs of each version under the split.
+    let metrics = server.get("/metrics").text().unwrap();
+    for (id, runs) in &expected {
+        let series = format!(
+            "dispatcher_split_requests_total{{namespace=\"customers\",script=\"app\",\
+             version=\"{id}\",outcome=\"ok\"}} {runs}"
+        );
+        assert!(
+            metrics.lines().any(|line| line == series),
+            "{series} in:\n{metrics}"
+        );
+    }
 }
 
 #[test]

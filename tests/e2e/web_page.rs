@@ -1,8 +1,8 @@
 //! A customer uses the web page in a real browser (headless Chromium driven through
 //! chromedriver): Initialize the demo, sign in with a token the page shows, upload a
 //! component through the form, see it listed and open its URL, watch a request arrive in
-//! the live tail, and read why a bad upload was refused. A screenshot of the page is kept
-//! as `target/web-page-screenshot.png`.
+//! the live tail, see its versions and deployments and roll it back, and read why a bad
+//! upload was refused. A screenshot of the page is kept as `target/web-page-screenshot.png`.
 //!
 //! Without `/usr/bin/chromedriver` the test is skipped with a note, so `cargo test` works
 //! on a machine without a browser; with `CI` set it fails instead (`.ci/run` installs
@@ -27,7 +27,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const WAIT: Duration = Duration::from_secs(30);
 
 #[test]
-fn a_customer_initializes_signs_in_uploads_opens_and_tails_a_script_from_the_web_page() {
+fn a_customer_initializes_signs_in_uploads_opens_tails_and_rolls_back_from_the_web_page() {
     let Some(browser) = Browser::start() else {
         return;
     };
@@ -81,6 +81,64 @@ fn a_customer_initializes_signs_in_uploads_opens_and_tails_a_script_from_the_web
     browser.click("#tail-stop");
     browser.wait_for_text("#tail-status", |t| t == "Stopped.");
 
+    // Its Versions panel shows its one version live; with one deployment there is nothing
+    // to roll back to, and the server's reason is shown.
+    browser.click(r#"#scripts tr[data-script="hello2"] button.versions"#);
+    browser.wait_for_text("#versions-name", |t| t == "hello2");
+    browser.wait_for_text("#versions-rows tr.version .share", |t| t == "100%");
+    browser.click("#versions-rollback");
+    browser.wait_for_text("#versions-error", |t| t.contains("no earlier deployment"));
+
+    // A second version uploaded through the API goes live at once; reopened, the panel
+    // lists both, newest first, the newer live at 100% (the older one deployable).
+    let replaced = server.upload(&token, "hello2", &guest("echo-wstd"));
+    assert_eq!(replaced.status(), 200);
+    let v2 = envelope(replaced, true)["data"]["version"]["id"]
+        .as_str()
+        .expect("the upload answers its version")
+        .to_string();
+    let versions = server
+        .request(Method::GET, "/script/hello2/versions")
+        .header("x-customer-token", &token)
+        .send()
+        .unwrap();
+    let v1 = envelope(versions, true)["data"]["items"][1]["id"]
+        .as_str()
+        .expect("the first version is kept")
+        .to_string();
+    assert_eq!(served_version(&server, "/dispatch/hello2/"), "echo");
+    let share = |id: &str| format!(r#"#versions-rows tr[data-version-id="{id}"] .share"#);
+    browser.click(r#"#scripts tr[data-script="hello2"] button.versions"#);
+    browser.wait_for_text(&share(&v2), |t| t == "100%");
+    assert_eq!(browser.text(&share(&v1)), "—");
+    let rows = browser.execute(
+        "return [...document.querySelectorAll('#versions-rows tr')]
+            .map((row) => [row.dataset.versionId, row.querySelector('button.deploy') !== null])",
+    );
+    assert_eq!(rows, json!([[v2, false], [v1, true]]));
+    let error_hidden = browser.execute("return document.querySelector('#versions-error').hidden");
+    assert_eq!(error_hidden, true, "reopening the panel clears its error");
+    // A cell of the live deployment's row (the first).
+    let live = |column: &str| format!("#deployments-rows tr.live .{column}");
+    browser.wait_for_text(&live("split"), |t| t == format!("{v2} 100%"));
+    assert_eq!(browser.text(&live("source")), "upload");
+
+    // Roll back: the older version is live at 100% again, and answers.
+    browser.click("#versions-rollback");
+    browser.wait_for_text(&share(&v1), |t| t == "100%");
+    assert_eq!(browser.text(&share(&v2)), "—");
+    browser.wait_for_text(&live("split"), |t| t == format!("{v1} 100%"));
+    assert_eq!(browser.text(&live("source")), "rollback");
+    browser.wait_for_text("#versions-status", |t| t.contains("is live"));
+    assert_eq!(served_version(&server, "/dispatch/hello2/"), "hello");
+
+    // Deploy 100% on the newer version's row makes it live again.
+    browser.click(&format!(
+        r#"#versions-rows tr[data-version-id="{v2}"] button.deploy"#
+    ));
+    browser.wait_for_text(&share(&v2), |t| t == "100%");
+    assert_eq!(served_version(&server, "/dispatch/hello2/"), "echo");
+
     // A file that is not a component is refused with a readable reason, and not kept.
     let bad = files.path().join("bad.wasm");
     std::fs::write(&bad, "not wasm").unwrap();
@@ -111,6 +169,18 @@ fn a_customer_initializes_signs_in_uploads_opens_and_tails_a_script_from_the_web
     browser.find("#token");
     let storage = browser.execute("return [JSON.stringify(sessionStorage), location.href]");
     assert!(!storage.to_string().contains(&token), "{storage}");
+}
+
+/// Which guest answers `GET path`: `"hello"` (its text) or `"echo"` (`x-echo: wstd`).
+fn served_version(server: &Server, path: &str) -> &'static str {
+    let response = server.get(path);
+    assert_eq!(response.status(), 200);
+    if response.headers().contains_key("x-echo") {
+        return "echo";
+    }
+    let body = response.text().expect("the whole body");
+    assert_eq!(body, HELLO, "neither hello nor echo answered");
+    "hello"
 }
 
 /// `target/web-page-screenshot.png`, beside the target's `tmp/`.

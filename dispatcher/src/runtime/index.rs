@@ -23,6 +23,7 @@ use super::cpu::CpuHistory;
 use super::outbound::{AllowList, Outbound};
 use super::warmup::ScriptComponent;
 use super::{Limits, Runtime};
+use crate::metrics::OutcomeCounts;
 use crate::store::{
     LiveVersion, OutboundPolicy, ScriptHead, ScriptSettings, Store, StoreError, StoredBinding,
 };
@@ -33,6 +34,9 @@ pub struct LoadedScript {
     pub name: String,
     /// The version this is.
     pub version_id: String,
+    /// When it shares its script's traffic with another version, where its runs are
+    /// counted per version in `/metrics`.
+    pub split_runs: Option<Arc<OutcomeCounts>>,
     pub sha256: String,
     pub customer_id: Option<String>,
     pub bindings: ScriptBindings,
@@ -75,6 +79,11 @@ impl LoadedScript {
             namespace: head.namespace.clone(),
             name: head.name.clone(),
             version_id: version.id.clone(),
+            split_runs: (head.versions.len() > 1).then(|| {
+                runtime
+                    .metrics
+                    .split_counts(&head.namespace, &head.name, &version.id)
+            }),
             sha256: version.sha256.clone(),
             customer_id: head.customer_id.clone(),
             bindings,

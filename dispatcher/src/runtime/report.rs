@@ -133,6 +133,9 @@ impl Drop for RunReport {
             });
         // One outcome for every view of the run: metrics, usage and tail agree.
         self.runtime.metrics.request(outcome);
+        if let Some(split_runs) = &self.script.split_runs {
+            split_runs.add(outcome);
+        }
         self.runtime
             .metrics
             .run_duration(std::time::Duration::from_micros(finished.wall_us));
