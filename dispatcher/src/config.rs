@@ -25,6 +25,10 @@ pub struct Config {
     pub max_script_bytes: usize,
     /// Versions kept per script (never one the live or the previous deployment uses).
     pub versions_kept: usize,
+    /// Most bytes of components one customer's kept versions may name, all scripts
+    /// together (each distinct component once); older versions go first, and an upload
+    /// that cannot fit is refused (`413`).
+    pub max_version_bytes_per_customer: u64,
     /// Longest an upload's body may go without a byte arriving, in milliseconds
     /// (`408 request_timeout` past it).
     pub upload_idle_timeout_ms: u64,
@@ -135,6 +139,7 @@ impl Default for Config {
             // ~18 MB) components.
             max_script_bytes: 64 << 20,
             versions_kept: 100,
+            max_version_bytes_per_customer: 4 << 30,
             upload_idle_timeout_ms: 10_000,
             upload_timeout_ms: 120_000,
             max_request_body_bytes: 100 << 20,

@@ -30,6 +30,7 @@ pub async fn open(data_dir: &Path, config: &Config) -> anyhow::Result<Deployer> 
         runtime,
         max_script_bytes: config.max_script_bytes,
         versions_kept: config.versions_kept,
+        max_version_bytes_per_customer: config.max_version_bytes_per_customer,
         reserved_names: config.reserved_names.clone().into(),
     };
     deployer.sync_from_store().await?;

@@ -817,3 +817,57 @@ fn multipart_annotations_set_a_versions_message_and_tag() {
     assert_eq!(versions["items"][1]["message"], "first release");
     assert_eq!(versions["items"][1]["tag"], "v1.0.0");
 }
+
+#[test]
+fn a_customers_kept_versions_are_bounded_in_bytes_oldest_first() {
+    // Room for about two of these components (each ~0.5 MB) per customer.
+    let server = Server::start_with_config("max_version_bytes_per_customer = 1100000");
+    let (_, token) = server.create_customer("acme");
+    let (_, other_token) = server.create_customer("other");
+    let v1 = created_version(server.upload(&token, "app", &guest("echo-wstd")), 201);
+    let v2 = created_version(server.upload(&token, "app", &guest("vars")), 200);
+    // A third would pass the limit: the oldest version no deployment needs goes.
+    let v3 = created_version(server.upload(&token, "app", &guest("kv")), 200);
+    let kept = |server: &Server| -> Vec<String> {
+        let versions = get_data(server, &token, "/script/app/versions");
+        versions["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(kept(&server), [v3.clone(), v2.clone()]);
+    let gone = as_customer(
+        &server,
+        &token,
+        Method::GET,
+        &format!("/script/app/versions/{v1}"),
+    )
+    .send()
+    .unwrap();
+    expect_error(gone, 404, "version_not_found");
+
+    // Nothing more can go (the live and the previous deployment's versions stay): an
+    // upload that does not fit is refused and changes nothing, for any script of theirs.
+    let path = "/script/app?deploy=false";
+    let refused = upload_raw(&server, &token, path, &guest("outbound-worker"), &[]);
+    expect_error(refused, 413, "too_large");
+    let refused = server.upload(&token, "second", &guest("hello"));
+    expect_error(refused, 413, "too_large");
+    assert_eq!(kept(&server), [v3.clone(), v2.clone()]);
+    let missing = as_customer(&server, &token, Method::GET, "/script/second")
+        .send()
+        .unwrap();
+    expect_error(missing, 404, "script_not_found");
+    let live = &get_data(&server, &token, "/script/app")["deployment"]["versions"];
+    assert_eq!(live, &json!([{"version_id": v3, "percentage": 100}]));
+
+    // Another customer has a share of its own.
+    assert_eq!(
+        server
+            .upload(&other_token, "theirs", &guest("hello"))
+            .status(),
+        201
+    );
+}

@@ -200,6 +200,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::VersionNotFound(id) => ApiError::VersionNotFound(id),
             StoreError::InvalidDeployment(why) => ApiError::BadRequest(why),
+            e @ StoreError::QuotaExceeded { .. } => ApiError::TooLarge(e.to_string()),
             StoreError::NameTaken => ApiError::NameTaken("the name is taken".into()),
             StoreError::StorageFull(detail) => ApiError::InsufficientStorage(detail),
             other => ApiError::Internal(other.to_string()),

@@ -146,6 +146,8 @@ pub struct Deployer {
     pub max_script_bytes: usize,
     /// Versions kept per script.
     pub versions_kept: usize,
+    /// Most bytes of components one customer's kept versions may name.
+    pub max_version_bytes_per_customer: u64,
     /// Names no customer may upload (the first-party services' by default).
     pub reserved_names: Arc<[String]>,
 }
@@ -235,6 +237,7 @@ impl Deployer {
                 tag: version.annotations.tag.as_deref(),
                 deploy: version.deploy,
                 keep_versions: this.versions_kept,
+                max_customer_bytes: this.max_version_bytes_per_customer,
             });
             let uploaded = match result {
                 Err(StoreError::NameTaken) => return Err(DeployError::NameTaken(version.name)),

@@ -60,6 +60,12 @@ pub enum StoreError {
     /// The script has no kept version with this id.
     #[error("version `{0}` not found")]
     VersionNotFound(String),
+    /// A customer's kept versions would take more than its share of component storage.
+    #[error(
+        "your scripts' kept versions would hold {used} bytes of components; the limit is \
+         {limit}: delete scripts or deploy so older versions can go"
+    )]
+    QuotaExceeded { used: u64, limit: u64 },
     /// A deployment or rollback that cannot be made, and why.
     #[error("{0}")]
     InvalidDeployment(String),

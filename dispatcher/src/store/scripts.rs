@@ -71,6 +71,8 @@ pub struct Upload<'a> {
     pub deploy: bool,
     /// How many versions of the script to keep.
     pub keep_versions: usize,
+    /// Most bytes of components a customer's kept versions may name.
+    pub max_customer_bytes: u64,
 }
 
 /// The tag every script of a customer carries.
@@ -161,6 +163,14 @@ impl Store {
             versions::insert_deployment(&tx, namespace, name, &[share], "upload")?;
         }
         Store::prune_versions(&tx, namespace, name, upload.keep_versions.max(1))?;
+        if let Some(owner) = upload.customer_id {
+            Store::trim_to_bytes(
+                &tx,
+                (namespace, name, &version),
+                owner,
+                upload.max_customer_bytes,
+            )?;
+        }
         let script = read_record(&tx, namespace, name)?.ok_or(StoreError::NotFound)?;
         let version =
             versions::read_version(&tx, namespace, name, &version)?.ok_or(StoreError::NotFound)?;

@@ -303,6 +303,55 @@ impl Store {
         Ok(id)
     }
 
+    /// Drops the oldest versions of the script, never `new` nor one the live or the
+    /// previous deployment uses, until the components `owner`'s kept versions name
+    /// (each distinct one counted once) take at most `max_bytes`; `QuotaExceeded` when
+    /// they cannot be made to.
+    pub(super) fn trim_to_bytes(
+        tx: &Transaction<'_>,
+        (namespace, name, new): (&str, &str, &str),
+        owner: &str,
+        max_bytes: u64,
+    ) -> Result<(), StoreError> {
+        loop {
+            let used: i64 = tx.query_row(
+                "SELECT COALESCE(SUM(size), 0) FROM
+                   (SELECT DISTINCT v.sha256, v.size FROM script_versions v
+                    JOIN scripts s ON s.namespace = v.namespace AND s.name = v.name
+                    WHERE s.customer_id = ?1)",
+                params![owner],
+                |row| row.get(0),
+            )?;
+            if used as u64 <= max_bytes {
+                return Ok(());
+            }
+            let oldest: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM script_versions WHERE namespace = ?1 AND name = ?2
+                       AND id != ?3 AND id NOT IN (
+                           SELECT j.value ->> 'version_id'
+                           FROM (SELECT versions FROM script_deployments
+                                 WHERE namespace = ?1 AND name = ?2
+                                 ORDER BY number DESC LIMIT 2) d,
+                                json_each(d.versions) j)
+                     ORDER BY number LIMIT 1",
+                    params![namespace, name, new],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let Some(oldest) = oldest else {
+                return Err(StoreError::QuotaExceeded {
+                    used: used as u64,
+                    limit: max_bytes,
+                });
+            };
+            tx.execute(
+                "DELETE FROM script_versions WHERE namespace = ?1 AND name = ?2 AND id = ?3",
+                params![namespace, name, oldest],
+            )?;
+        }
+    }
+
     /// Drops the script's versions past the newest `keep`, except those the live or the
     /// previous deployment uses (their bindings go with them).
     pub(super) fn prune_versions(
