@@ -182,8 +182,8 @@ impl Store {
         let main = {
             let mut conn = self.conn();
             let tx = conn.transaction()?;
-            super::versions::live_deployment(&tx, namespace, name)?.and_then(|deployment| {
-                super::versions::main_share(&deployment.versions).map(|s| s.version_id.clone())
+            super::deployments::live_deployment(&tx, namespace, name)?.and_then(|deployment| {
+                super::deployments::main_share(&deployment.versions).map(|s| s.version_id.clone())
             })
         };
         match main {

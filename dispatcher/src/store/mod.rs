@@ -11,6 +11,7 @@
 mod bindings;
 mod blobs;
 mod customers;
+mod deployments;
 mod durable;
 mod full;
 mod migrations;
@@ -28,13 +29,11 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use bindings::{BindingFields, BindingRequest, BindingView, StoredBinding};
 pub use customers::{Customer, IssuedToken};
+pub use deployments::{DeploymentRecord, VersionShare, check_shares, main_share};
 pub use scripts::{ScriptHead, ScriptRecord, Upload, Uploaded};
 pub use settings::{LimitOverrides, OutboundPolicy, ScriptSettings};
 pub use usage::{UsageCounters, UsageKey};
-pub use versions::{
-    DeploymentRecord, LiveVersion, MAX_PER_PAGE, Page, PageRequest, VersionRecord, VersionShare,
-    check_shares, main_share,
-};
+pub use versions::{LiveVersion, MAX_PER_PAGE, Page, PageRequest, VersionRecord};
 
 /// Namespace of scripts uploaded by customers.
 pub const CUSTOMER_NAMESPACE: &str = "customers";

@@ -5,10 +5,9 @@
 use rusqlite::{OptionalExtension as _, Transaction, params};
 use serde::Serialize;
 
+use super::deployments::{self, DeploymentRecord, VersionShare};
 use super::settings::ScriptSettings;
-use super::versions::{
-    self, DeploymentRecord, LiveVersion, NewVersionRow, VersionRecord, VersionShare,
-};
+use super::versions::{self, LiveVersion, NewVersionRow, VersionRecord};
 use super::{BindingView, Store, StoreError, StoredBinding};
 
 /// The public record of a script, as the API returns it.
@@ -160,7 +159,7 @@ impl Store {
                 version_id: version.clone(),
                 percentage: 100,
             };
-            versions::insert_deployment(&tx, namespace, name, &[share], "upload")?;
+            deployments::insert_deployment(&tx, namespace, name, &[share], "upload")?;
         }
         Store::prune_versions(&tx, namespace, name, upload.keep_versions.max(1))?;
         if let Some(owner) = upload.customer_id {
@@ -348,7 +347,7 @@ impl Store {
         )?;
         let mut out = Vec::with_capacity(heads.len());
         for (mut head, shares) in heads {
-            for share in versions::parse_shares(&shares) {
+            for share in deployments::parse_shares(&shares) {
                 let sha256: Option<String> = digest
                     .query_row(
                         params![head.namespace, head.name, share.version_id],
@@ -460,11 +459,11 @@ fn read_record(
     record.tags = stmt
         .query_map(params![namespace, name], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
-    record.deployment = versions::live_deployment(tx, namespace, name)?;
+    record.deployment = deployments::live_deployment(tx, namespace, name)?;
     let main = record
         .deployment
         .as_ref()
-        .and_then(|deployment| versions::main_share(&deployment.versions));
+        .and_then(|deployment| deployments::main_share(&deployment.versions));
     if let Some(main) = main {
         record.bindings = Store::binding_views(tx, namespace, name, &main.version_id)?;
     }
