@@ -62,6 +62,11 @@ pub struct Config {
     pub subrequests: u32,
     /// Default longest a request may run, in milliseconds.
     pub wall_time_ms: u64,
+    /// Default longest a scheduled run (a Cron Trigger's fire) may run, in milliseconds
+    /// (`limits set --wall-ms` overrides both per script).
+    pub scheduled_wall_time_ms: u64,
+    /// Most schedules (cron expressions) one script may have.
+    pub max_crons_per_script: usize,
     /// Highest memory limit `limits set` may give a script, in MiB.
     pub max_script_memory_mb: u64,
     /// All running scripts' memory together, in MiB (default: half the machine's RAM).
@@ -153,6 +158,8 @@ impl Default for Config {
             memory_mb: 128,
             subrequests: 50,
             wall_time_ms: 30_000,
+            scheduled_wall_time_ms: 15 * 60_000,
+            max_crons_per_script: 3,
             max_script_memory_mb: 1024,
             guest_memory_total_mb: None,
             max_instances: 1000,
@@ -230,6 +237,7 @@ impl Config {
             defaults: self.default_limits(),
             guest_memory_bytes,
             log_capacity: self.log_capacity_bytes,
+            scheduled_wall: Duration::from_millis(self.scheduled_wall_time_ms),
             max_bucket_bytes: self
                 .max_bucket_mb
                 .map_or(self.max_bucket_gb << 30, |mb| mb << 20),

@@ -52,6 +52,7 @@ pub async fn ensure(deployer: &Deployer) -> Result<Demo, DeployError> {
             bindings: None,
             annotations: Default::default(),
             deploy: true,
+            crons: None,
         })
         .await;
     if let Err(error) = deployed {

@@ -164,6 +164,7 @@ pub async fn install(deployer: &Deployer) -> anyhow::Result<Vec<(&'static str, I
                     bindings: Some(bindings),
                     annotations: Default::default(),
                     deploy: true,
+                    crons: None,
                 })
                 .await?;
         }

@@ -18,5 +18,6 @@ pub mod identity;
 pub mod local;
 pub mod metrics;
 pub mod runtime;
+pub mod schedules;
 pub mod server;
 pub mod store;

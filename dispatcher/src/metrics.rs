@@ -91,6 +91,8 @@ pub struct Metrics {
     pub artifact_cache_hits: Counter,
     pub artifact_rebuilds: Counter,
     requests: [Counter; Outcome::ALL.len()],
+    /// Of those, the runs of Cron Triggers.
+    scheduled: [Counter; Outcome::ALL.len()],
     pub scripts_loaded: AtomicU64,
     durations: DurationHistogram,
     /// Runs of versions under a split, by (namespace, script, version) and outcome.
@@ -111,6 +113,11 @@ impl OutcomeCounts {
 impl Metrics {
     pub fn request(&self, outcome: Outcome) {
         self.requests[outcome.index()].inc();
+    }
+
+    /// A run of a Cron Trigger (counted in `request` too).
+    pub fn scheduled_run(&self, outcome: Outcome) {
+        self.scheduled[outcome.index()].inc();
     }
 
     /// The counters of `version` of a script whose live deployment splits traffic (its
@@ -171,6 +178,19 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "dispatcher_requests_total{{outcome=\"{}\"}} {}",
+                outcome.as_str(),
+                count.get()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP dispatcher_scheduled_runs_total Runs of Cron Triggers (among dispatcher_requests_total) by how they ended.\n\
+             # TYPE dispatcher_scheduled_runs_total counter"
+        );
+        for (outcome, count) in Outcome::ALL.iter().zip(&self.scheduled) {
+            let _ = writeln!(
+                out,
+                "dispatcher_scheduled_runs_total{{outcome=\"{}\"}} {}",
                 outcome.as_str(),
                 count.get()
             );

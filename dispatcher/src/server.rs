@@ -1,7 +1,8 @@
 //! `dispatcher serve`: opens the store and runtime, loads every script, and serves the
 //! router through the front door (`front_door.rs`: connection caps and clocks). A
 //! background task picks up changes other processes (the CLI) commit to the store,
-//! within `CHANGE_POLL` — well under the promised one second.
+//! within `CHANGE_POLL` — well under the promised one second — and another fires the
+//! scripts' Cron Triggers (`schedules.rs`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub async fn open(data_dir: &Path, config: &Config) -> anyhow::Result<Deployer> 
         max_script_bytes: config.max_script_bytes,
         versions_kept: config.versions_kept,
         max_version_bytes_per_customer: config.max_version_bytes_per_customer,
+        max_crons_per_script: config.max_crons_per_script,
         reserved_names: config.reserved_names.clone().into(),
     };
     deployer.sync_from_store().await?;
@@ -45,7 +47,9 @@ pub async fn serve(mut config: Config, data_dir: &Path, demo: bool) -> anyhow::R
     if demo {
         crate::demo::print(&crate::demo::ensure(&deployer).await?, config.listen);
     }
-    spawn_change_watcher(deployer.clone())?;
+    let store_changed = Arc::new(tokio::sync::Notify::new());
+    spawn_change_watcher(deployer.clone(), store_changed.clone())?;
+    crate::schedules::spawn(deployer.clone(), store_changed);
     let usage_flusher = spawn_usage_flusher(deployer.clone(), config.usage_flush_ms);
     spawn_sweeper(deployer.store.clone());
 
@@ -156,7 +160,12 @@ async fn flush_usage(deployer: &Deployer) {
     }
 }
 
-fn spawn_change_watcher(deployer: Deployer) -> anyhow::Result<()> {
+/// Re-reads the scripts when the store changed (and tells `store_changed`, which the
+/// scheduler waits on).
+fn spawn_change_watcher(
+    deployer: Deployer,
+    store_changed: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<()> {
     let mut watcher = deployer.store.change_watcher()?;
     tokio::spawn(async move {
         loop {
@@ -180,6 +189,7 @@ fn spawn_change_watcher(deployer: Deployer) -> anyhow::Result<()> {
                     if let Err(error) = deployer.sync_from_store().await {
                         tracing::error!(%error, "reloading scripts failed");
                     }
+                    store_changed.notify_one();
                 }
                 Err(error) => tracing::error!(%error, "checking the store for changes failed"),
             }

@@ -45,6 +45,7 @@ pub mod r2;
 mod request;
 mod response;
 mod router;
+mod scheduled;
 mod serve;
 pub mod service;
 pub mod sql;
@@ -65,6 +66,7 @@ pub use wstd;
 pub use wstd::http;
 pub use wstd::http::{Body, Method, StatusCode};
 
+pub use scheduled::ScheduledEvent;
 /// Exports an `async fn(Request, Env, Context) -> Result<Response>` as the script's
 /// `wasi:http/incoming-handler`.
 ///
@@ -85,6 +87,18 @@ pub use wstd::http::{Body, Method, StatusCode};
 /// }
 /// ```
 pub use sdk_macro::fetch;
+/// Exports an `async fn(ScheduledEvent, Env, Context) -> Result<()>` as the script's
+/// `platform:worker/scheduled` handler, run at each of its Cron Triggers (a script that
+/// has schedules must export it; it keeps its `#[sdk::fetch]` too).
+///
+/// ```ignore
+/// #[sdk::scheduled]
+/// async fn scheduled(event: sdk::ScheduledEvent, env: sdk::Env, _ctx: sdk::Context) -> sdk::Result<()> {
+///     env.kv("CACHE").put("last-run", event.scheduled_time.to_string())?;
+///     Ok(())
+/// }
+/// ```
+pub use sdk_macro::scheduled;
 
 /// The incoming request handed to the handler: an [`http::Request`] whose body streams.
 /// Read it with [`RequestExt`].
@@ -100,6 +114,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What `#[sdk::fetch]` expands to; not part of the API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::scheduled::bindings as scheduled;
+    pub use crate::scheduled::run as run_scheduled;
     pub use crate::serve::serve;
     pub use wstd::__internal::wasip2;
 }

@@ -32,6 +32,7 @@ mod platform_module;
 mod r2;
 mod reserved_names;
 mod sandbox;
+mod schedules;
 mod scripts;
 mod services;
 mod showcase;

@@ -216,6 +216,8 @@ impl From<DeployError> for ApiError {
             DeployError::InvalidTag(_)
             | DeployError::InvalidBinding(_)
             | DeployError::InvalidAnnotation(_)
+            | DeployError::InvalidSchedule(_)
+            | DeployError::MissingScheduledExport(_)
             | DeployError::FirstUploadUndeployed(_) => ApiError::BadRequest(message),
             DeployError::TooLarge { .. } => ApiError::TooLarge(message),
             DeployError::Prepare(PrepareError::Artifact(ArtifactError::Store(e))) => e.into(),

@@ -11,6 +11,7 @@ pub mod error;
 mod gateway;
 mod openapi;
 mod operator;
+mod schedules;
 mod script;
 mod sessions;
 mod sign_in_limit;
@@ -89,6 +90,8 @@ pub fn router(state: AppState) -> Router {
             versions::create_deployment
         ))
         .routes(routes!(versions::rollback))
+        .routes(routes!(schedules::get_schedules, schedules::put_schedules))
+        .routes(routes!(schedules::trigger))
         .routes(routes!(tail::customer_tail))
         .routes(routes!(usage::usage))
         .routes(routes!(ui::initialize))

@@ -84,6 +84,7 @@ pub async fn put_script(
             bindings: upload.metadata.bindings,
             annotations,
             deploy: query.deploy.unwrap_or(true),
+            crons: upload.metadata.triggers.map(|t| t.crons),
         })
         .await?;
     let status = if uploaded.created {

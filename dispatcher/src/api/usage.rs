@@ -13,12 +13,12 @@ use super::AppState;
 use super::auth::Customer;
 use super::error::{ApiError, ok};
 use crate::deploy::blocking;
-use crate::runtime::usage::{parse_since, per_script};
+use crate::runtime::usage::{Grouping, parse_since, per_script};
 
 #[derive(serde::Deserialize)]
 pub struct UsageQuery {
     since: Option<String>,
-    /// `version`: one entry per version of each script.
+    /// `version` or `event`: one entry per version, or per event, of each script.
     group_by: Option<String>,
 }
 
@@ -29,7 +29,7 @@ pub struct UsageQuery {
     summary = "The caller's metered usage per script, in total and per minute",
     params(
         ("since" = Option<String>, Query, description = "Unix seconds, an RFC 3339 time, or a span back from now (`2h`, `7d`); a day ago by default"),
-        ("group_by" = Option<String>, Query, description = "`version`: an entry per version of each script"),
+        ("group_by" = Option<String>, Query, description = "`version` or `event` (`fetch`, `scheduled`): an entry per version, or per event, of each script"),
     ),
     responses(
         (status = 200, body = super::openapi::Envelope<super::openapi::UsageReport>),
@@ -45,12 +45,13 @@ pub async fn usage(
 ) -> Result<Response, ApiError> {
     let since =
         parse_since(query.since.as_deref(), SystemTime::now()).map_err(ApiError::BadRequest)?;
-    let by_version = match query.group_by.as_deref() {
-        None | Some("script") => false,
-        Some("version") => true,
+    let by = match query.group_by.as_deref() {
+        None | Some("script") => Grouping::Script,
+        Some("version") => Grouping::Version,
+        Some("event") => Grouping::Event,
         Some(other) => {
             return Err(ApiError::BadRequest(format!(
-                "unknown group_by `{other}`: `script` or `version`"
+                "unknown group_by `{other}`: `script`, `version` or `event`"
             )));
         }
     };
@@ -60,6 +61,6 @@ pub async fn usage(
     rows.extend(state.runtime.usage.pending(Some(&customer.id), since));
     Ok(ok(
         StatusCode::OK,
-        serde_json::json!({ "since": since, "scripts": per_script(rows, by_version) }),
+        serde_json::json!({ "since": since, "scripts": per_script(rows, by) }),
     ))
 }

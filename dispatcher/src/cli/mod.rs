@@ -7,6 +7,7 @@ mod gc;
 mod limits;
 mod outbound;
 mod platform;
+mod schedules;
 mod script;
 mod tail;
 mod usage;
@@ -70,6 +71,9 @@ enum Command {
     /// Where a script's outgoing requests may go.
     #[command(subcommand)]
     Outbound(outbound::OutboundCommand),
+    /// A script's Cron Triggers.
+    #[command(subcommand)]
+    Schedules(schedules::SchedulesCommand),
     /// Remove the stored components and compiled artifacts no script uses any more.
     Gc(gc::GcArgs),
     /// Follow the runs of a script (or of all) on the running server.
@@ -130,6 +134,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Script(command) => runtime()?.block_on(script::run(&cli.data, command)),
         Command::Limits(command) => limits::run(&cli.data, command),
         Command::Outbound(command) => outbound::run(&cli.data, command),
+        Command::Schedules(command) => runtime()?.block_on(schedules::run(&cli.data, command)),
         Command::Gc(args) => gc::run(&cli.data, args),
         Command::Tail(args) => runtime()?.block_on(tail::run(&cli.data, args)),
         Command::Usage(args) => usage::run(&cli.data, args),

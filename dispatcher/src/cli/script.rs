@@ -110,6 +110,7 @@ pub async fn run(data: &Path, command: ScriptCommand) -> anyhow::Result<()> {
                     bindings: metadata.bindings,
                     annotations: metadata.annotations,
                     deploy: !upload_only,
+                    crons: metadata.triggers.map(|t| t.crons),
                 })
                 .await?;
             if json {

@@ -25,7 +25,10 @@ pub fn run(data: &std::path::Path, args: UsageArgs) -> anyhow::Result<()> {
     let since =
         parse_since(args.since.as_deref(), SystemTime::now()).map_err(anyhow::Error::msg)?;
     let store = Store::open(data)?;
-    let scripts = per_script(store.usage(args.customer.as_deref(), since)?, false);
+    let scripts = per_script(
+        store.usage(args.customer.as_deref(), since)?,
+        crate::runtime::usage::Grouping::Script,
+    );
     if args.json {
         super::print_json(&serde_json::json!({ "since": since, "scripts": scripts }));
         return Ok(());

@@ -8,6 +8,7 @@
 
 mod bindings;
 mod deployments;
+mod schedules;
 
 use std::sync::Arc;
 
@@ -47,6 +48,13 @@ pub enum DeployError {
     FirstUploadUndeployed(String),
     #[error("{0}")]
     InvalidAnnotation(String),
+    #[error("{0}")]
+    InvalidSchedule(String),
+    #[error(
+        "script `{0}` has schedules but its component does not export \
+         platform:worker/scheduled (add a #[sdk::scheduled] handler, or clear the schedules)"
+    )]
+    MissingScheduledExport(String),
     #[error(transparent)]
     Store(StoreError),
     #[error("internal error: {0}")]
@@ -87,6 +95,15 @@ pub struct Metadata {
     pub bindings: Option<Vec<BindingRequest>>,
     #[serde(default)]
     pub annotations: Annotations,
+    /// `{"crons": ["*/5 * * * *"]}`: the script's Cron Triggers.
+    pub triggers: Option<Triggers>,
+}
+
+/// The upload's `triggers`.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct Triggers {
+    #[serde(default)]
+    pub crons: Vec<String>,
 }
 
 /// A version's annotations: `{"workers/message": "...", "workers/tag": "..."}` as WfP
@@ -137,6 +154,8 @@ pub struct NewVersion {
     pub annotations: Annotations,
     /// Deploy the version to 100 % at once (`deploy=false` uploads without).
     pub deploy: bool,
+    /// Replaces the script's schedules when given.
+    pub crons: Option<Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -148,6 +167,8 @@ pub struct Deployer {
     pub versions_kept: usize,
     /// Most bytes of components one customer's kept versions may name.
     pub max_version_bytes_per_customer: u64,
+    /// Most schedules one script may have.
+    pub max_crons_per_script: usize,
     /// Names no customer may upload (the first-party services' by default).
     pub reserved_names: Arc<[String]>,
 }
@@ -174,6 +195,10 @@ impl Deployer {
             validate_tags(tags)?;
         }
         version.annotations.validate()?;
+        if let Some(crons) = &version.crons {
+            crate::schedules::check(crons, self.max_crons_per_script)
+                .map_err(DeployError::InvalidSchedule)?;
+        }
         if version.wasm.len() > self.max_script_bytes {
             return Err(DeployError::TooLarge {
                 size: version.wasm.len(),
@@ -189,7 +214,8 @@ impl Deployer {
             version.customer_id.clone(),
         );
         let requested = version.bindings.clone();
-        let (existing, bindings) = blocking(move || {
+        let (existing, bindings, stored_crons) = blocking(move || {
+            let stored_crons = this.store.schedules(&ns, &name)?;
             let existing = this.store.get_script(&ns, &name, None)?;
             let taken = existing.as_ref().is_some_and(|r| r.customer_id != owner);
             let bindings = match &requested {
@@ -204,7 +230,11 @@ impl Deployer {
                 }
                 _ => None,
             };
-            Ok((existing.map(|r| r.customer_id != owner), bindings))
+            Ok((
+                existing.map(|r| r.customer_id != owner),
+                bindings,
+                stored_crons,
+            ))
         })
         .await?;
         match existing {
@@ -220,6 +250,13 @@ impl Deployer {
             .runtime
             .prepare(&self.store, &sha256, &version.wasm)
             .await?;
+        let scheduled = version.crons.as_ref().unwrap_or(&stored_crons);
+        if !scheduled.is_empty()
+            && crate::runtime::scheduled::scheduled_handler(pre.instance_pre().component())
+                .is_none()
+        {
+            return Err(DeployError::MissingScheduledExport(version.name));
+        }
 
         let _writer = self.runtime.index.writer.lock().await;
         let this = self.clone();
@@ -238,6 +275,7 @@ impl Deployer {
                 deploy: version.deploy,
                 keep_versions: this.versions_kept,
                 max_customer_bytes: this.max_version_bytes_per_customer,
+                crons: version.crons.as_deref(),
             });
             let uploaded = match result {
                 Err(StoreError::NameTaken) => return Err(DeployError::NameTaken(version.name)),

@@ -203,7 +203,7 @@ impl Runtime {
 
     /// A fresh store for one run: its host state, the memory limiter, and the epoch
     /// callback that stops the guest past its CPU limit and otherwise lets others run.
-    fn fresh_store(
+    pub(super) fn fresh_store(
         self: &Arc<Self>,
         script: &Arc<LoadedScript>,
         logs: &LogCapture,
@@ -374,7 +374,11 @@ enum Entry {
 }
 
 /// Turns a trap, an exit or a limit into the error a script's owner can act on.
-fn describe_failure(error: wasmtime::Error, budget: &Budget, context: &str) -> InvokeError {
+pub(super) fn describe_failure(
+    error: wasmtime::Error,
+    budget: &Budget,
+    context: &str,
+) -> InvokeError {
     if let Some(LimitExceeded::Cpu) = error.downcast_ref::<LimitExceeded>() {
         return InvokeError::ExceededCpu;
     }
@@ -394,7 +398,7 @@ fn describe_failure(error: wasmtime::Error, budget: &Budget, context: &str) -> I
 
 /// Logs what the script printed, at most `MAX_LINES` events with control characters
 /// escaped, tagged with the script's name; returns the lines.
-fn log_console(
+pub(super) fn log_console(
     script: &LoadedScript,
     logs: &LogCapture,
     failure: Option<&InvokeError>,

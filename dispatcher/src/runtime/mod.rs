@@ -20,6 +20,7 @@ mod invoke;
 mod limits;
 mod outbound;
 mod report;
+pub mod scheduled;
 pub mod tail;
 pub mod usage;
 mod validate;
@@ -71,6 +72,8 @@ pub struct RuntimeConfig {
     pub guest_memory_bytes: usize,
     /// Console output kept per request, in bytes.
     pub log_capacity: usize,
+    /// Wall time of a scheduled run whose script has no wall-time limit of its own.
+    pub scheduled_wall: std::time::Duration,
     pub sql: SqlLimits,
     /// Most bytes one customer may keep in its buckets, all together.
     pub max_bucket_bytes: u64,
@@ -101,6 +104,8 @@ pub struct Runtime {
     /// Where runs that have used much CPU take turns.
     heavy_lane: cpu::HeavyLane,
     log_capacity: usize,
+    /// Wall time of a scheduled run whose script has no wall-time limit of its own.
+    scheduled_wall: std::time::Duration,
     addresses: AddressPolicy,
     pub metrics: Arc<Metrics>,
     /// Every ready script; service bindings resolve through it.
@@ -142,6 +147,7 @@ impl Runtime {
             )),
             heavy_lane: cpu::HeavyLane::for_this_machine(),
             log_capacity: config.log_capacity,
+            scheduled_wall: config.scheduled_wall,
             addresses: config.addresses,
             metrics,
             index: Arc::default(),

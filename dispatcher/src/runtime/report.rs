@@ -17,11 +17,30 @@ use super::{LoadedScript, Runtime};
 use crate::metrics::Outcome;
 use crate::store::UsageKey;
 
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// An HTTP request (from outside, or another script's call).
+    Fetch,
+    /// A Cron Trigger's fire (or its manual trigger).
+    Scheduled,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Fetch => "fetch",
+            Event::Scheduled => "scheduled",
+        }
+    }
+}
+
 pub struct RunReport {
     /// Names the run in the tail and the server log, and to a client it failed.
     pub request_id: Arc<str>,
     runtime: Arc<Runtime>,
     script: Arc<LoadedScript>,
+    event: Event,
     began: SystemTime,
     started: Instant,
     /// Method and path, kept only when someone tails the script.
@@ -56,19 +75,31 @@ impl RunReport {
         script: &Arc<LoadedScript>,
         request: &hyper::Request<B>,
     ) -> Arc<RunReport> {
+        RunReport::for_event(runtime, script, Event::Fetch, || {
+            (
+                request.method().to_string(),
+                request.uri().path().to_string(),
+            )
+        })
+    }
+
+    /// The report of a run of `script` for `event`, starting now; `described` is what
+    /// the tail shows as its method and path (asked only when someone tails it).
+    pub fn for_event(
+        runtime: &Arc<Runtime>,
+        script: &Arc<LoadedScript>,
+        event: Event,
+        described: impl FnOnce() -> (String, String),
+    ) -> Arc<RunReport> {
         let tailed = runtime.tails.follows(script);
         Arc::new(RunReport {
             request_id: format!("{:016x}", rand::random::<u64>()).into(),
             runtime: runtime.clone(),
             script: script.clone(),
+            event,
             began: SystemTime::now(),
             started: Instant::now(),
-            request: tailed.then(|| {
-                (
-                    request.method().to_string(),
-                    request.uri().path().to_string(),
-                )
-            }),
+            request: tailed.then(described),
             state: Mutex::default(),
         })
     }
@@ -122,7 +153,7 @@ impl Drop for RunReport {
             let outcome = sides
                 .request_failure
                 .map_or(Outcome::Canceled, |(outcome, _)| outcome);
-            self.runtime.metrics.request(outcome);
+            self.count(outcome);
             return;
         };
         let (outcome, error) = finished
@@ -132,7 +163,7 @@ impl Drop for RunReport {
                 (outcome, Some(detail))
             });
         // One outcome for every view of the run: metrics, usage and tail agree.
-        self.runtime.metrics.request(outcome);
+        self.count(outcome);
         if let Some(split_runs) = &self.script.split_runs {
             split_runs.add(outcome);
         }
@@ -149,6 +180,7 @@ impl Drop for RunReport {
                 script: self.script.name.clone(),
                 customer_id: self.script.customer_id.clone(),
                 version: self.script.version_id.clone(),
+                event: self.event.as_str(),
                 minute,
             },
             &RunCost {
@@ -171,6 +203,7 @@ impl Drop for RunReport {
                 script: self.script.name.clone(),
                 namespace: self.script.namespace.clone(),
                 version_id: self.script.version_id.clone(),
+                event: self.event.as_str(),
                 customer_id: self.script.customer_id.clone(),
                 method,
                 path,
@@ -184,6 +217,16 @@ impl Drop for RunReport {
                 error,
             },
         );
+    }
+}
+
+impl RunReport {
+    /// The run in the metrics' counters of outcomes.
+    fn count(&self, outcome: Outcome) {
+        self.runtime.metrics.request(outcome);
+        if self.event == Event::Scheduled {
+            self.runtime.metrics.scheduled_run(outcome);
+        }
     }
 }
 

@@ -29,8 +29,11 @@ pub struct TailEvent {
     pub namespace: String,
     /// The version that ran.
     pub version_id: String,
+    /// What started the run: `fetch` or `scheduled`.
+    pub event: &'static str,
     #[serde(skip)]
     pub customer_id: Option<String>,
+    /// The request's method and path; for a scheduled run `SCHEDULED` and the cron.
     pub method: String,
     pub path: String,
     /// The status the client got; `None` when it got none (the connection was cut).

@@ -165,22 +165,41 @@ pub struct ScriptUsage {
     /// The version, when grouped by version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+    /// What started the runs (`fetch`, `scheduled`), when grouped by event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<&'static str>,
     pub total: UsageView,
     pub minutes: Vec<MinuteUsage>,
 }
 
+/// How usage rows are grouped: per script, or per script and version, or per script and
+/// event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    Script,
+    Version,
+    Event,
+}
+
 /// Rows (stored and pending; the same key may come twice) grouped per script (and per
-/// version when `by_version`), minutes in order.
-pub fn per_script(rows: Vec<(UsageKey, UsageCounters)>, by_version: bool) -> Vec<ScriptUsage> {
-    type Group = (String, String, Option<String>, Option<String>);
+/// version or event), minutes in order.
+pub fn per_script(rows: Vec<(UsageKey, UsageCounters)>, by: Grouping) -> Vec<ScriptUsage> {
+    type Group = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<&'static str>,
+    );
     let mut merged: std::collections::BTreeMap<
         Group,
         std::collections::BTreeMap<i64, UsageCounters>,
     > = Default::default();
     for (key, counters) in rows {
-        let version = by_version.then_some(key.version);
+        let version = (by == Grouping::Version).then_some(key.version);
+        let event = (by == Grouping::Event).then_some(key.event);
         merged
-            .entry((key.namespace, key.script, key.customer_id, version))
+            .entry((key.namespace, key.script, key.customer_id, version, event))
             .or_default()
             .entry(key.minute)
             .or_default()
@@ -188,25 +207,28 @@ pub fn per_script(rows: Vec<(UsageKey, UsageCounters)>, by_version: bool) -> Vec
     }
     merged
         .into_iter()
-        .map(|((namespace, script, customer_id, version_id), minutes)| {
-            let mut total = UsageCounters::default();
-            for counters in minutes.values() {
-                total.merge(counters);
-            }
-            ScriptUsage {
-                script,
-                namespace,
-                customer_id,
-                version_id,
-                total: total.into(),
-                minutes: minutes
-                    .into_iter()
-                    .map(|(minute, counters)| MinuteUsage {
-                        minute,
-                        usage: counters.into(),
-                    })
-                    .collect(),
-            }
-        })
+        .map(
+            |((namespace, script, customer_id, version_id, event), minutes)| {
+                let mut total = UsageCounters::default();
+                for counters in minutes.values() {
+                    total.merge(counters);
+                }
+                ScriptUsage {
+                    script,
+                    namespace,
+                    customer_id,
+                    version_id,
+                    event,
+                    total: total.into(),
+                    minutes: minutes
+                        .into_iter()
+                        .map(|(minute, counters)| MinuteUsage {
+                            minute,
+                            usage: counters.into(),
+                        })
+                        .collect(),
+                }
+            },
+        )
         .collect()
 }

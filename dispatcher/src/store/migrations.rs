@@ -47,6 +47,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "versions",
         include_str!("../../../migrations/0008_versions.sql"),
     ),
+    (
+        9,
+        "schedules",
+        include_str!("../../../migrations/0009_schedules.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

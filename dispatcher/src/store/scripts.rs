@@ -72,6 +72,8 @@ pub struct Upload<'a> {
     pub keep_versions: usize,
     /// Most bytes of components a customer's kept versions may name.
     pub max_customer_bytes: u64,
+    /// Replaces the script's schedules when given; keeps them when `None`.
+    pub crons: Option<&'a [String]>,
 }
 
 /// The tag every script of a customer carries.
@@ -126,6 +128,9 @@ impl Store {
         }
         if let Some(tags) = upload.tags {
             replace_custom_tags(&tx, namespace, name, tags)?;
+        }
+        if let Some(crons) = upload.crons {
+            super::schedules::replace_schedules(&tx, namespace, name, crons)?;
         }
         if let Some(customer_id) = upload.customer_id {
             tx.execute(

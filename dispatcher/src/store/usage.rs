@@ -17,6 +17,8 @@ pub struct UsageKey {
     pub customer_id: Option<String>,
     /// The version that ran ('' in rows flushed before versions existed).
     pub version: String,
+    /// What started the runs: `fetch` or `scheduled`.
+    pub event: &'static str,
     pub minute: i64,
 }
 
@@ -64,10 +66,12 @@ impl Store {
         let tx = conn.transaction()?;
         {
             let mut add = tx.prepare_cached(&format!(
-                "INSERT INTO usage (namespace, script, customer_id, version, minute,
+                "INSERT INTO usage (namespace, script, customer_id, version, event, minute,
                                     {COUNTER_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?16, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-                 ON CONFLICT (namespace, script, customer_id, version, minute) DO UPDATE SET
+                 VALUES (?1, ?2, ?3, ?16, ?17, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+                         ?15)
+                 ON CONFLICT (namespace, script, customer_id, version, event, minute)
+                 DO UPDATE SET
                     invocations = invocations + excluded.invocations,
                     script_error = script_error + excluded.script_error,
                     exceeded_cpu = exceeded_cpu + excluded.exceeded_cpu,
@@ -98,6 +102,7 @@ impl Store {
                     c.peak_memory_bytes as i64,
                     c.canceled as i64,
                     key.version,
+                    key.event,
                 ])?;
             }
         }
@@ -114,7 +119,8 @@ impl Store {
     ) -> Result<Vec<(UsageKey, UsageCounters)>, StoreError> {
         let conn = self.conn();
         let mut query = conn.prepare_cached(&format!(
-            "SELECT namespace, script, customer_id, minute, {COUNTER_COLUMNS}, version FROM usage
+            "SELECT namespace, script, customer_id, minute, {COUNTER_COLUMNS}, version, event
+             FROM usage
              WHERE minute >= ?1 AND (?2 IS NULL OR customer_id = ?2)
              ORDER BY minute, namespace, script"
         ))?;
@@ -127,6 +133,7 @@ impl Store {
                     script: row.get(1)?,
                     customer_id: (!customer.is_empty()).then_some(customer),
                     version: row.get(15)?,
+                    event: event_name(&row.get::<_, String>(16)?),
                     minute: row.get(3)?,
                 },
                 UsageCounters {
@@ -145,5 +152,13 @@ impl Store {
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// The stored name of an event as the one the runtime uses.
+fn event_name(stored: &str) -> &'static str {
+    match stored {
+        "scheduled" => "scheduled",
+        _ => "fetch",
     }
 }

@@ -1,7 +1,10 @@
-//! The `#[fetch]` attribute of the guest SDK: turns an
+//! The `#[fetch]` and `#[scheduled]` attributes of the guest SDK: turn an
 //! `async fn(Request, Env, Context) -> Result<Response>` into the component's
-//! `wasi:http/incoming-handler` export. Use it as `#[sdk::fetch]`; everything it expands
-//! to lives in `sdk::__private`, so a script depends on `sdk` alone.
+//! `wasi:http/incoming-handler` export, and an
+//! `async fn(ScheduledEvent, Env, Context) -> Result<()>` into its
+//! `platform:worker/scheduled` export. Use them as `#[sdk::fetch]` and
+//! `#[sdk::scheduled]`; everything they expand to lives in `sdk::__private`, so a script
+//! depends on `sdk` alone.
 
 use proc_macro::TokenStream;
 use quote::{quote, quote_spanned};
@@ -58,6 +61,48 @@ pub fn fetch(attr: TokenStream, item: TokenStream) -> TokenStream {
         fn main() {
             unreachable!("a script component is entered through wasi:http/incoming-handler")
         }
+    }
+    .into()
+}
+
+/// Exports an `async fn(ScheduledEvent, Env, Context) -> Result<()>` as the script's
+/// `platform:worker/scheduled` handler. See `sdk::scheduled` for the full description.
+#[proc_macro_attribute]
+pub fn scheduled(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        let attr = proc_macro2::TokenStream::from(attr);
+        return quote_spanned! { attr.span()=>
+            compile_error!("#[sdk::scheduled] takes no arguments");
+        }
+        .into();
+    }
+    let handler = parse_macro_input!(item as ItemFn);
+    let name = &handler.sig.ident;
+    if handler.sig.asyncness.is_none() {
+        return quote_spanned! { handler.sig.fn_token.span()=>
+            compile_error!("#[sdk::scheduled] needs an `async fn(ScheduledEvent, Env, Context) -> Result<()>`");
+        }
+        .into();
+    }
+    quote! {
+        #handler
+
+        #[doc(hidden)]
+        struct __SdkScheduledHandler;
+
+        impl ::sdk::__private::scheduled::exports::platform::worker::scheduled::Guest
+            for __SdkScheduledHandler
+        {
+            fn handle(
+                event: ::sdk::__private::scheduled::exports::platform::worker::scheduled::ScheduledEvent,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                ::sdk::__private::run_scheduled(event, #name)
+            }
+        }
+
+        ::sdk::__private::scheduled::export_scheduled!(
+            __SdkScheduledHandler with_types_in ::sdk::__private::scheduled
+        );
     }
     .into()
 }
