@@ -12,6 +12,7 @@ mod cli;
 mod compile_limits;
 mod dispatch;
 mod early_refusals;
+mod entrypoints;
 mod error_boundary;
 mod fair_share;
 mod first_party;

@@ -1,12 +1,14 @@
 //! Checking the bindings of an upload before anything is compiled or committed: at most
 //! `MAX_BINDINGS`, names a script can use (`GREETING`, `API_KEY`), no duplicates, a kind
 //! this server has, and then what that kind's unit (`runtime/bindings`) says of its
-//! fields (resource names, sizes, a bound service that exists and is the owner's).
+//! fields (resource names, sizes, a bound service that exists and is the owner's); once
+//! the component is prepared, that a named entrypoint a binding calls is exported.
 
 use platform_names::valid_binding_name;
 
 use super::DeployError;
 use crate::runtime::bindings::{UploadContext, kinds, unit};
+use crate::runtime::named_handler;
 use crate::store::{BindingRequest, StoredBinding};
 
 const MAX_BINDINGS: usize = 64;
@@ -50,4 +52,49 @@ pub fn check(
         }
     }
     Ok(accepted)
+}
+
+impl super::Deployer {
+    /// Checks that every service binding of an upload that names an entrypoint reaches a
+    /// script exporting it: the bound script's live versions, or `uploaded` (the
+    /// upload's own component) when the script binds itself.
+    pub(super) async fn check_entrypoints(
+        &self,
+        namespace: &str,
+        script: &str,
+        bindings: &[StoredBinding],
+        uploaded: &wasmtime::component::Component,
+    ) -> Result<(), DeployError> {
+        for binding in bindings.iter().filter(|b| b.kind == "service") {
+            let text = |field: &str| binding.spec.get(field).and_then(|v| v.as_str());
+            let (Some(service), Some(entrypoint)) = (text("service"), text("entrypoint")) else {
+                continue;
+            };
+            let missing = || {
+                DeployError::InvalidBinding(format!(
+                    "binding `{}`: script `{service}` does not export the entrypoint \
+                     `{entrypoint}`",
+                    binding.name
+                ))
+            };
+            if service == script {
+                named_handler(uploaded, entrypoint).ok_or_else(missing)?;
+                continue;
+            }
+            let deployed = self
+                .runtime
+                .index
+                .deployed(namespace, service)
+                .ok_or_else(missing)?;
+            for version in deployed.all() {
+                let pre = version
+                    .component
+                    .get(&self.runtime)
+                    .await
+                    .map_err(|_| missing())?;
+                named_handler(pre.instance_pre().component(), entrypoint).ok_or_else(missing)?;
+            }
+        }
+        Ok(())
+    }
 }

@@ -250,6 +250,11 @@ impl Deployer {
             .runtime
             .prepare(&self.store, &sha256, &version.wasm)
             .await?;
+        if let Some(bindings) = &bindings {
+            let component = pre.instance_pre().component();
+            self.check_entrypoints(&version.namespace, &version.name, bindings, component)
+                .await?;
+        }
         let scheduled = version.crons.as_ref().unwrap_or(&stored_crons);
         if !scheduled.is_empty()
             && crate::runtime::scheduled::scheduled_handler(pre.instance_pre().component())

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use http_body::Body;
 use http_body_util::BodyExt as _;
 use wasmtime::Store;
-use wasmtime::component::Resource;
+use wasmtime::component::{Component, ComponentExportIndex, Resource};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -125,10 +125,11 @@ impl Runtime {
         request: hyper::Request<HyperIncomingBody>,
         budget: Arc<Budget>,
         params: WorkerParams,
+        entry: Entry,
     ) -> SendResult {
         // The caller is another script: it learns what kind of failure, not its detail.
         let response = self
-            .run(script, request, budget, params, Entry::Call)
+            .run(script, request, budget, params, entry)
             .await
             .map_err(|failure| {
                 wasmtime_wasi_http::Error::InternalError(Some(format!(
@@ -163,12 +164,12 @@ impl Runtime {
         };
         // A request from outside takes a place in its tenant's share for the whole run;
         // the scripts it calls run inside that place.
-        let admitted = match entry {
+        let (admitted, entrypoint) = match entry {
             Entry::Outside => match self.admission.admit(&script).await {
-                Some(admitted) => Some(admitted),
+                Some(admitted) => (Some(admitted), None),
                 None => return Err(failure(InvokeError::Overloaded)),
             },
-            Entry::Call => None,
+            Entry::Call { entrypoint } => (None, entrypoint),
         };
         // Loaded already but in the first moments after a start (`warmup.rs`).
         let pre = match script.component.get(self).await {
@@ -179,9 +180,21 @@ impl Runtime {
         let mut store = self.fresh_store(&script, &logs, &budget, params);
         let (head, call) = handle_call(&mut store, request).map_err(failure)?;
         let failed = Arc::new(AtomicBool::new(false));
+        let handler = match entrypoint {
+            None => Handler::Default,
+            Some(name) => match named_handler(pre.instance_pre().component(), &name) {
+                Some(index) => Handler::Named(index),
+                None => {
+                    return Err(failure(InvokeError::ScriptError(format!(
+                        "the script does not export the entrypoint `{name}`"
+                    ))));
+                }
+            },
+        };
         let guest = Guest {
             store,
             pre,
+            handler,
             call,
             script,
             budget,
@@ -229,6 +242,7 @@ impl Runtime {
         let Guest {
             store,
             pre,
+            handler: entry_handler,
             call,
             script,
             budget,
@@ -249,19 +263,38 @@ impl Runtime {
             // response body's sender) is dropped.
             let mut store = store;
             let mut verdict = verdict;
-            let proxy = pre.instantiate_async(&mut store).await.map_err(|e| {
+            let instantiation_failed = |e: wasmtime::Error| {
                 if e.is::<wasmtime::PoolConcurrencyLimitError>() {
                     InvokeError::Overloaded
                 } else {
                     describe_failure(e, &handler_budget, "instantiation failed: ")
                 }
-            })?;
+            };
             let (incoming, outparam) = call;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, outparam)
-                .await
-                .map_err(|e| describe_failure(e, &handler_budget, ""))?;
+            match entry_handler {
+                Handler::Default => {
+                    let proxy = pre
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(instantiation_failed)?;
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut store, incoming, outparam)
+                        .await
+                }
+                Handler::Named(index) => {
+                    let instance = pre
+                        .instance_pre()
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(instantiation_failed)?;
+                    let handle = instance
+                        .get_typed_func::<HandlerCall, ()>(&mut store, &index)
+                        .map_err(|e| InvokeError::ScriptError(format!("entrypoint: {e:#}")))?;
+                    handle.call_async(&mut store, (incoming, outparam)).await
+                }
+            }
+            .map_err(|e| describe_failure(e, &handler_budget, ""))?;
             verdict.succeeded = true;
             Ok(())
         };
@@ -296,10 +329,26 @@ impl Runtime {
     }
 }
 
+/// Which export a run calls.
+enum Handler {
+    /// `wasi:http/incoming-handler.handle`.
+    Default,
+    /// `handle` of a named entrypoint of the same shape.
+    Named(ComponentExportIndex),
+}
+
+/// `handle` of the entrypoint `name` (an export of the shape of
+/// `wasi:http/incoming-handler`), when the component has one.
+pub fn named_handler(component: &Component, name: &str) -> Option<ComponentExportIndex> {
+    let interface = component.get_export_index(None, name)?;
+    component.get_export_index(Some(&interface), "handle")
+}
+
 /// What the guest's task owns.
 struct Guest {
     store: Store<Host>,
     pre: ProxyPre<Host>,
+    handler: Handler,
     call: HandlerCall,
     script: Arc<LoadedScript>,
     budget: Arc<Budget>,
@@ -365,12 +414,13 @@ async fn await_head(
 }
 
 /// Where a run comes from.
-enum Entry {
+pub(crate) enum Entry {
     /// A request from outside (an eyeball, the gateway): admitted against its tenant's
-    /// share.
+    /// share; it runs the default handler.
     Outside,
-    /// Another script's call (a service binding, an outbound worker).
-    Call,
+    /// Another script's call (a service binding, an outbound worker), to the default
+    /// handler or to a named entrypoint.
+    Call { entrypoint: Option<String> },
 }
 
 /// Turns a trap, an exit or a limit into the error a script's owner can act on.

@@ -43,7 +43,7 @@ pub use compose::{ComposeError, PlatformModule};
 pub use engine::EngineLimits;
 pub use host::Host;
 pub use index::{Deployed, LoadedScript, ScriptIndex};
-pub use invoke::{InvokeError, RunFailure};
+pub use invoke::{InvokeError, RunFailure, named_handler};
 pub use limits::Limits;
 pub use outbound::{AddressPolicy, AllowList};
 pub use validate::{CodeLimits, ValidateError};

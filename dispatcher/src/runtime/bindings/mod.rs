@@ -105,7 +105,17 @@ pub struct ScriptBindings {
     pub kv: OwnedResources,
     pub sql: OwnedResources,
     pub r2: OwnedResources,
-    pub services: HashMap<String, String>,
+    /// Service bindings: binding name → the bound script and, when the binding names
+    /// one, its named entrypoint.
+    pub services: HashMap<String, ServiceTarget>,
+}
+
+/// Where a service binding goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceTarget {
+    pub script: String,
+    /// A named HTTP entrypoint the script exports; its default handler when `None`.
+    pub entrypoint: Option<String>,
 }
 
 impl ScriptBindings {

@@ -24,6 +24,7 @@ use http_body_util::BodyExt as _;
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::invoke::Entry;
 use super::limits::{Budget, MAX_CALL_DEPTH};
 use super::{LoadedScript, Runtime};
 use crate::identity;
@@ -111,8 +112,13 @@ impl WasiHttpHooks for Egress {
         if let Some(binding) = binding {
             let routed = service::route(&runtime, &self.script, &self.budget, &binding);
             return Box::new(async move {
-                let (callee, budget) = routed?;
-                runtime.call(callee, request, budget, None).await
+                let routed = routed?;
+                let entry = Entry::Call {
+                    entrypoint: routed.entrypoint,
+                };
+                runtime
+                    .call(routed.callee, request, routed.budget, None, entry)
+                    .await
             });
         }
         match &self.script.outbound {
@@ -129,7 +135,12 @@ impl WasiHttpHooks for Egress {
                     ));
                 };
                 let params = params.clone();
-                Box::new(async move { runtime.call(worker, request, budget, Some(params)).await })
+                let entry = Entry::Call { entrypoint: None };
+                Box::new(async move {
+                    runtime
+                        .call(worker, request, budget, Some(params), entry)
+                        .await
+                })
             }
             Outbound::Allow(list) if !list.allows(request.uri()) => Egress::refuse(format!(
                 "outbound request to `{}` refused: not in this script's allow list",

@@ -8,6 +8,11 @@
 //! and its response comes back unchanged. Calls nest up to `MAX_CALL_DEPTH`; the callee's
 //! limits are the lower of its own and what its caller has left (see `limits`). The
 //! egress path (`outbound`) counts the call as a subrequest and then asks `route`.
+//!
+//! A binding may name an `entrypoint`: an interface the bound script exports besides its
+//! default `wasi:http/incoming-handler`, of the same shape (`handle(request,
+//! response-outparam)`). Only bound scripts reach a named entrypoint, never eyeballs.
+//! That the bound script exports it is checked at upload (`deploy`) and again at call.
 
 use std::sync::Arc;
 
@@ -15,7 +20,7 @@ use platform_names::{SERVICE_BINDING_HEADER, valid_name};
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
 use crate::runtime::bindings::{
-    Accepted, BindingKind, ScriptBindings, UploadContext, required_string, spec_of,
+    Accepted, BindingKind, ScriptBindings, ServiceTarget, UploadContext, required_string, spec_of,
 };
 use crate::store::{BindingFields, StoredBinding};
 
@@ -23,9 +28,10 @@ use crate::runtime::limits::{Budget, MAX_CALL_DEPTH};
 use crate::runtime::outbound::refusal;
 use crate::runtime::{LoadedScript, Runtime};
 
-/// The `service` binding unit: `{"type": "service", "name": "AUTH", "service": "auth"}`,
-/// to a script of the same owner that exists at upload (or to the script being uploaded,
-/// so a script may call itself: the call-depth limit stops the loop).
+/// The `service` binding unit: `{"type": "service", "name": "AUTH", "service": "auth"}`
+/// (with `"entrypoint": "admin-interface"` for a named entrypoint), to a script of the
+/// same owner that exists at upload (or to the script being uploaded, so a script may
+/// call itself: the call-depth limit stops the loop).
 pub struct ServiceBinding;
 
 impl BindingKind for ServiceBinding {
@@ -53,15 +59,34 @@ impl BindingKind for ServiceBinding {
         if !exists {
             return Err(format!("there is no script `{service}` of yours to bind"));
         }
-        Ok(Accepted {
-            spec: spec_of("service", service),
-            secret: None,
-        })
+        let mut spec = spec_of("service", service);
+        match fields.get("entrypoint") {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::String(entrypoint)) if valid_entrypoint(entrypoint) => {
+                spec.insert("entrypoint".into(), entrypoint.clone().into());
+            }
+            Some(_) => {
+                return Err(
+                    "`entrypoint` must name an exported interface: 1-128 of a-z, 0-9, \
+                     `-`, `:`, `/`, `@` and `.`"
+                        .into(),
+                );
+            }
+        }
+        Ok(Accepted { spec, secret: None })
     }
 
     fn resolve(&self, binding: StoredBinding, into: &mut ScriptBindings) {
         if let Some(serde_json::Value::String(service)) = binding.spec.get("service") {
-            into.services.insert(binding.name, service.clone());
+            let entrypoint = match binding.spec.get("entrypoint") {
+                Some(serde_json::Value::String(entrypoint)) => Some(entrypoint.clone()),
+                _ => None,
+            };
+            let target = ServiceTarget {
+                script: service.clone(),
+                entrypoint,
+            };
+            into.services.insert(binding.name, target);
         }
     }
 }
@@ -72,6 +97,22 @@ pub fn binding_of(request: &mut http::Request<WasiBody>) -> Option<String> {
     Some(String::from_utf8_lossy(binding.as_bytes()).into_owned())
 }
 
+/// An entrypoint's name: an export name (`admin-interface`) or an interface name
+/// (`acme:auth/api@1.0.0`).
+fn valid_entrypoint(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-:/@.".contains(&b))
+}
+
+/// Where a routed call goes: the callee, the budget it runs with, and its entrypoint.
+pub struct Routed {
+    pub callee: Arc<LoadedScript>,
+    pub budget: Arc<Budget>,
+    pub entrypoint: Option<String>,
+}
+
 /// The script bound as `binding` to `caller` and the budget it runs with, or why the
 /// call may not happen.
 pub fn route(
@@ -79,9 +120,13 @@ pub fn route(
     caller: &LoadedScript,
     budget: &Arc<Budget>,
     binding: &str,
-) -> Result<(Arc<LoadedScript>, Arc<Budget>), HttpError> {
+) -> Result<Routed, HttpError> {
     let refuse = |why: String| Err(refusal(why));
-    let Some(target) = caller.bindings.services.get(binding) else {
+    let Some(ServiceTarget {
+        script: target,
+        entrypoint,
+    }) = caller.bindings.services.get(binding)
+    else {
         return refuse(format!(
             "this script has no service binding named `{binding}`"
         ));
@@ -89,7 +134,11 @@ pub fn route(
     match runtime.index.get(&caller.namespace, target) {
         Some(callee) if callee.customer_id == caller.customer_id => {
             match budget.for_callee(callee.limits) {
-                Some(budget) => Ok((callee, budget)),
+                Some(budget) => Ok(Routed {
+                    callee,
+                    budget,
+                    entrypoint: entrypoint.clone(),
+                }),
                 None => refuse(format!(
                     "service binding `{binding}`: call depth limit of {MAX_CALL_DEPTH} \
                      reached (does a script call itself in a loop?)"
