@@ -42,6 +42,8 @@ struct Service {
     bindings: &'static [Binding],
     /// Limits set at first install (the operator may change them with `limits set`).
     limits: LimitOverrides,
+    /// Its Cron Triggers, set at every install or upgrade.
+    crons: &'static [&'static str],
 }
 
 const NO_OVERRIDES: LimitOverrides = LimitOverrides {
@@ -63,6 +65,7 @@ const SERVICES: &[Service] = &[
             cpu_ms: Some(500),
             ..NO_OVERRIDES
         },
+        crons: &[],
     },
     Service {
         name: "billing",
@@ -72,6 +75,8 @@ const SERVICES: &[Service] = &[
             Binding::GeneratedSecret("PAYMENT_WEBHOOK_SECRET"),
         ],
         limits: NO_OVERRIDES,
+        // Nightly: expire orders left unpaid for a day.
+        crons: &["0 3 * * *"],
     },
     Service {
         name: "support",
@@ -81,12 +86,14 @@ const SERVICES: &[Service] = &[
             Binding::Bucket("ATTACHMENTS", "attachments"),
         ],
         limits: NO_OVERRIDES,
+        crons: &[],
     },
     Service {
         name: "content",
         wasm: embedded!("content"),
         bindings: &[Binding::Database("content")],
         limits: NO_OVERRIDES,
+        crons: &[],
     },
     Service {
         name: "ai",
@@ -96,6 +103,7 @@ const SERVICES: &[Service] = &[
             Binding::Service("BILLING", "billing"),
         ],
         limits: NO_OVERRIDES,
+        crons: &[],
     },
     Service {
         name: "admin",
@@ -106,6 +114,7 @@ const SERVICES: &[Service] = &[
             Binding::Service("SUPPORT", "support"),
         ],
         limits: NO_OVERRIDES,
+        crons: &[],
     },
 ];
 
@@ -164,7 +173,7 @@ pub async fn install(deployer: &Deployer) -> anyhow::Result<Vec<(&'static str, I
                     bindings: Some(bindings),
                     annotations: Default::default(),
                     deploy: true,
-                    crons: None,
+                    crons: Some(service.crons.iter().map(|c| c.to_string()).collect()),
                 })
                 .await?;
         }

@@ -304,3 +304,96 @@ fn chrono_now_ms() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+/// The platform uses Cron Triggers: billing's nightly job expires orders left unpaid for
+/// a day, and an expired order can no longer be paid.
+#[test]
+fn billings_nightly_job_expires_orders_left_unpaid_for_a_day() {
+    use crate::platform_client::{As, call as platform, error_code, log_in, sign_up};
+
+    let server = Server::start_with_platform();
+    let out = server.cli(&[
+        "schedules",
+        "show",
+        "billing",
+        "--namespace",
+        "platform",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let installed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(installed[0]["cron"], "0 3 * * *");
+
+    sign_up(&server, "buyer@example.com");
+    let session = log_in(&server, "buyer@example.com");
+    let me = As::Cookie(&session);
+    let order = |credits: u64| -> String {
+        let (status, answer) = platform(
+            &server,
+            Method::POST,
+            "/orders",
+            me,
+            Some(json!({"credits": credits})),
+        );
+        assert_eq!(status, 201, "{answer}");
+        answer["data"]["order"]["id"].as_str().unwrap().to_string()
+    };
+    let (old, fresh) = (order(100), order(200));
+    // The old one was made two days ago (the billing database is a real SQLite file).
+    let db =
+        rusqlite::Connection::open(server.data_dir().join("d1/_platform/billing.sqlite")).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE orders SET created_at = created_at - 2 * 86400 WHERE id = ?1",
+            [&old],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(db);
+
+    let out = server.cli(&[
+        "schedules",
+        "trigger",
+        "billing",
+        "--namespace",
+        "platform",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let ran: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (ran["outcome"].as_str(), ran["cron"].as_str()),
+        (Some("ok"), Some("0 3 * * *"))
+    );
+
+    let status_of = |id: &str| -> String {
+        let (status, answer) = platform(&server, Method::GET, &format!("/orders/{id}"), me, None);
+        assert_eq!(status, 200, "{answer}");
+        answer["data"]["order"]["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(status_of(&old), "expired");
+    assert_eq!(status_of(&fresh), "pending");
+    let (status, answer) = platform(
+        &server,
+        Method::POST,
+        "/payment/checkout",
+        me,
+        Some(json!({"order_id": old})),
+    );
+    assert_eq!(
+        (status, error_code(&answer)),
+        (409, "order_expired"),
+        "{answer}"
+    );
+    let (status, _) = platform(
+        &server,
+        Method::POST,
+        "/payment/checkout",
+        me,
+        Some(json!({"order_id": fresh})),
+    );
+    assert_eq!(status, 200);
+}

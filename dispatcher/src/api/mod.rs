@@ -184,3 +184,16 @@ async fn body_limit(State(state): State<AppState>, request: Request, next: Next)
     let request = Request::from_parts(parts, Body::new(Limited::new(body, limit)));
     next.run(request).await
 }
+
+/// A JSON request body that may be left out (empty or only whitespace: `T::default()`);
+/// `shape` is what the error says it must look like.
+fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+    shape: &str,
+) -> Result<T, error::ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| error::ApiError::BadRequest(format!("the body must be empty or {shape}: {e}")))
+}

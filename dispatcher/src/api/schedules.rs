@@ -163,15 +163,7 @@ pub async fn trigger(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     check_name(&name)?;
-    let trigger: Trigger = if body.iter().all(u8::is_ascii_whitespace) {
-        Trigger::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::BadRequest(format!(
-                "the body must be empty or {{\"cron\": \"...\"}}: {e}"
-            ))
-        })?
-    };
+    let trigger: Trigger = super::optional_json(&body, r#"{"cron": "..."}"#)?;
     let schedules = listed(&state, &name, &customer.id).await?;
     let cron = match trigger.cron {
         Some(cron) => {

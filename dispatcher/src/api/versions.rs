@@ -221,15 +221,7 @@ pub async fn rollback(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     check_name(&name)?;
-    let rollback: Rollback = if body.iter().all(u8::is_ascii_whitespace) {
-        Rollback::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::BadRequest(format!(
-                "the body must be empty or {{\"version_id\": \"...\"}}: {e}"
-            ))
-        })?
-    };
+    let rollback: Rollback = super::optional_json(&body, r#"{"version_id": "..."}"#)?;
     let record = state
         .deployer
         .rollback(

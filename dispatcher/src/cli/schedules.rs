@@ -1,8 +1,9 @@
-//! `dispatcher schedules set NAME [CRON...]` and `schedules show NAME`: the admin's view
-//! of a script's Cron Triggers (`--namespace platform` for the platform's own). `set`
-//! checks them as an upload does (it loads the script's live versions to see that they
-//! export `platform:worker/scheduled`); a running server fires the new schedules within
-//! a second.
+//! `dispatcher schedules set NAME [CRON...]`, `schedules show NAME` and `schedules
+//! trigger NAME`: the admin's view of a script's Cron Triggers (`--namespace platform`
+//! for the platform's own). `set` checks them as an upload does (it loads the script's
+//! live versions to see that they export `platform:worker/scheduled`); a running server
+//! fires the new schedules within a second. `trigger` runs the scheduled handler once,
+//! in this process, against the same data (its run is not in the server's tail or usage).
 
 use std::path::Path;
 
@@ -20,6 +21,17 @@ pub enum SchedulesCommand {
         script: ScriptName,
         /// The cron expressions, e.g. "*/5 * * * *" (quote each).
         crons: Vec<String>,
+        /// Print one JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a script's scheduled handler once, now, and say how it went.
+    Trigger {
+        #[command(flatten)]
+        script: ScriptName,
+        /// The cron the event carries (default: the script's first schedule).
+        #[arg(long)]
+        cron: Option<String>,
         /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
@@ -47,6 +59,47 @@ pub async fn run(data: &Path, command: SchedulesCommand) -> anyhow::Result<()> {
                 .set_schedules(&script.namespace, &script.name, None, crons)
                 .await?;
             show(&deployer.store, &script, json)
+        }
+        SchedulesCommand::Trigger { script, cron, json } => {
+            let store = Store::open(data)?;
+            script.ensure_exists(&store)?;
+            let cron = match cron {
+                Some(cron) => cron,
+                None => store
+                    .schedules(&script.namespace, &script.name)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{} has no schedules: give one with --cron", script.name)
+                    })?,
+            };
+            crate::schedules::parse(&cron).map_err(anyhow::Error::msg)?;
+            drop(store);
+            let deployer = crate::server::open(data, &Config::default()).await?;
+            let deployed = deployer
+                .runtime
+                .index
+                .deployed(&script.namespace, &script.name)
+                .ok_or_else(|| anyhow::anyhow!("{} cannot be loaded", script.name))?;
+            let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+            let run = deployer
+                .runtime
+                .run_scheduled(deployed.pick(None).clone(), &cron, now_ms)
+                .await?;
+            if json {
+                super::print_json(&serde_json::json!({
+                    "outcome": "ok",
+                    "cron": cron,
+                    "request_id": run.request_id,
+                    "cpu_ms": run.cpu_ms,
+                }));
+            } else {
+                println!(
+                    "ran {} for `{cron}`: ok ({:.1} ms CPU)",
+                    script.name, run.cpu_ms
+                );
+            }
+            Ok(())
         }
         SchedulesCommand::Show { script, json } => {
             let store = Store::open(data)?;

@@ -1,6 +1,7 @@
 //! Orders of credits: `POST /orders` (a pending order at one cent per credit), `GET
-//! /orders` and `GET /orders/{id}`, each for the caller's own orders only; and the
-//! lookups payments make.
+//! /orders` and `GET /orders/{id}`, each for the caller's own orders only; the lookups
+//! payments make; and [`expire_unpaid`], which the nightly scheduled job runs: an order
+//! left pending for `UNPAID_TTL_SECONDS` becomes `expired` and can no longer be paid.
 
 use platform_kit::{self as kit, ApiError, Caller};
 use sdk::{Request, Response, RouteContext, Sql};
@@ -14,6 +15,11 @@ use crate::store;
 pub const PENDING: &str = "pending";
 /// The status of an order whose payment succeeded and whose credits were added.
 pub const PAID: &str = "paid";
+/// The status of an order left unpaid too long (stored as `expired_at`).
+pub const EXPIRED: &str = "expired";
+
+/// How long an order may wait for its payment: a day.
+pub const UNPAID_TTL_SECONDS: i64 = 24 * 60 * 60;
 
 /// The most credits one order may buy.
 const MAX_ORDER_CREDITS: u64 = 1_000_000;
@@ -22,6 +28,12 @@ const MAX_ORDER_CREDITS: u64 = 1_000_000;
 const LISTED_ORDERS: i64 = 100;
 
 const COLUMNS: &str = "id, user_id, app_key, credits, amount_cents, status, created_at, paid_at";
+
+/// The columns as read: an expired order reads as `expired`.
+const READ_COLUMNS: &str = "id, user_id, app_key, credits, amount_cents,
+     CASE WHEN expired_at IS NOT NULL AND status = 'pending' THEN 'expired' ELSE status END
+       AS status,
+     created_at, paid_at, expired_at";
 
 /// An order, as stored and as answered.
 #[derive(Debug, Serialize, Deserialize)]
@@ -34,6 +46,8 @@ pub struct Order {
     pub status: String,
     pub created_at: i64,
     pub paid_at: Option<i64>,
+    #[serde(default)]
+    pub expired_at: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -55,6 +69,7 @@ pub async fn create(mut req: Request, route: RouteContext) -> sdk::Result<Respon
         status: PENDING.into(),
         created_at: kit::now(),
         paid_at: None,
+        expired_at: None,
     };
     let db = store::open(&route)?;
     db.execute(
@@ -79,7 +94,7 @@ pub async fn list(req: Request, route: RouteContext) -> sdk::Result<Response> {
     let db = store::open(&route)?;
     let orders: Vec<Order> = db.query(
         &format!(
-            "SELECT {COLUMNS} FROM orders WHERE user_id = ? AND app_key = ?
+            "SELECT {READ_COLUMNS} FROM orders WHERE user_id = ? AND app_key = ?
              ORDER BY created_at DESC, rowid DESC LIMIT ?"
         ),
         sdk::params![&caller.user_id, &caller.app_key, LISTED_ORDERS],
@@ -98,7 +113,7 @@ pub async fn get(req: Request, route: RouteContext) -> sdk::Result<Response> {
 /// Order `id` if it belongs to `caller` (in its app); `404` otherwise, whoever owns it.
 pub fn own(db: &Sql, caller: &Caller, id: &str) -> sdk::Result<Order> {
     let order: Option<Order> = db.first(
-        &format!("SELECT {COLUMNS} FROM orders WHERE id = ? AND user_id = ? AND app_key = ?"),
+        &format!("SELECT {READ_COLUMNS} FROM orders WHERE id = ? AND user_id = ? AND app_key = ?"),
         sdk::params![id, &caller.user_id, &caller.app_key],
     )?;
     order.ok_or_else(|| not_found(id).into())
@@ -107,10 +122,33 @@ pub fn own(db: &Sql, caller: &Caller, id: &str) -> sdk::Result<Order> {
 /// Order `id`, whoever owns it: for the payment provider's webhook.
 pub fn find(db: &Sql, id: &str) -> sdk::Result<Order> {
     let order: Option<Order> = db.first(
-        &format!("SELECT {COLUMNS} FROM orders WHERE id = ?"),
+        &format!("SELECT {READ_COLUMNS} FROM orders WHERE id = ?"),
         sdk::params![id],
     )?;
     order.ok_or_else(|| not_found(id).into())
+}
+
+/// Marks the orders left pending since before `now - UNPAID_TTL_SECONDS` expired;
+/// returns how many.
+pub fn expire_unpaid(db: &Sql, now: i64) -> sdk::Result<u64> {
+    let results = db.execute(
+        "UPDATE orders SET expired_at = ?
+         WHERE status = 'pending' AND expired_at IS NULL AND created_at < ?",
+        sdk::params![now, now - UNPAID_TTL_SECONDS],
+    )?;
+    Ok(results.rows_written)
+}
+
+/// `409 order_expired` when `order` can no longer be paid.
+pub fn refuse_expired(order: &Order) -> sdk::Result<()> {
+    if order.status == EXPIRED {
+        return Err(ApiError::Conflict {
+            code: "order_expired",
+            message: format!("order `{}` expired unpaid; create a new one", order.id),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn not_found(id: &str) -> ApiError {

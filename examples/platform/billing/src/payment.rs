@@ -48,7 +48,7 @@ struct CheckoutRequest {
 }
 
 /// `POST /payment/checkout {order_id}` → `{payment, test_event: {payload, signature}}`;
-/// `409 order_paid` when the order is paid already.
+/// `409 order_paid` when the order is paid already, `409 order_expired` when it expired.
 pub async fn checkout(mut req: Request, route: RouteContext) -> sdk::Result<Response> {
     let caller = Caller::required(&req)?;
     let request: CheckoutRequest = kit::body(&mut req).await?;
@@ -56,6 +56,7 @@ pub async fn checkout(mut req: Request, route: RouteContext) -> sdk::Result<Resp
     let secret = webhook_secret(&route)?;
     let db = store::open(&route)?;
     let order = orders::own(&db, &caller, &order_id)?;
+    orders::refuse_expired(&order)?;
     if order.status == PAID {
         return Err(ApiError::Conflict {
             code: "order_paid",
@@ -114,6 +115,7 @@ pub async fn webhook(mut req: Request, route: RouteContext) -> sdk::Result<Respo
     }
     let db = store::open(&route)?;
     let order = orders::find(&db, &event.order_id)?;
+    orders::refuse_expired(&order)?;
     let payment = payment_of(&db, &event.payment_id, &order.id)?;
     if event.amount_cents != order.amount_cents || payment.amount_cents != order.amount_cents {
         return Err(ApiError::field("amount_cents", "does not match the order").into());

@@ -8,7 +8,7 @@
 
 use platform_kit::{self as kit, Caller};
 use sdk::sql::Results;
-use sdk::{Response, RouteContext, Sql, Statement};
+use sdk::{Env, Response, RouteContext, Sql, Statement};
 use serde::Deserialize;
 
 /// The schema. Balances are per user and app and never negative; a spend is recorded once
@@ -66,10 +66,18 @@ CREATE TABLE adjustments (
 )
 ";
 
+/// Orders left unpaid expire (the nightly scheduled job marks them).
+const SCHEMA_V2: &str = "ALTER TABLE orders ADD COLUMN expired_at INTEGER";
+
 /// The database `DB`, brought to the latest schema.
 pub fn open(route: &RouteContext) -> sdk::Result<Sql> {
-    let db = route.env.sql("DB");
-    kit::migrate(&db, &[SCHEMA_V1])?;
+    open_env(&route.env)
+}
+
+/// The same, from a scheduled run's `Env`.
+pub fn open_env(env: &Env) -> sdk::Result<Sql> {
+    let db = env.sql("DB");
+    kit::migrate(&db, &[SCHEMA_V1, SCHEMA_V2])?;
     Ok(db)
 }
 
