@@ -2,7 +2,8 @@
 //!
 //! - `scheduled`: counts the fire under `fires`, and keeps the last event's cron and time
 //!   under `last-cron` and `last-time`. A fire of the cron `59 23 31 12 *` fails (an
-//!   error), so a test can see a failed scheduled run.
+//!   error), so a test can see a failed scheduled run; one of `0 0 29 2 *` spins until
+//!   its CPU limit stops it (`bench/abuse.sh`).
 //! - `GET /`: three lines from KV: the number of fires, the last cron, the last time
 //!   (empty when there was none).
 
@@ -12,6 +13,12 @@ use sdk::{Context, Env, Request, Response, Result, ScheduledEvent};
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: Context) -> Result<()> {
     if event.cron == "59 23 31 12 *" {
         sdk::anyhow::bail!("this schedule always fails");
+    }
+    if event.cron == "0 0 29 2 *" {
+        let mut n: u64 = 0;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
     }
     let kv = env.kv("CACHE");
     let fires: u64 = kv
