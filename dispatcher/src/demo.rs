@@ -53,6 +53,7 @@ pub async fn ensure(deployer: &Deployer) -> Result<Demo, DeployError> {
             annotations: Default::default(),
             deploy: true,
             crons: None,
+            consumers: None,
         })
         .await;
     if let Err(error) = deployed {

@@ -174,6 +174,7 @@ pub async fn install(deployer: &Deployer) -> anyhow::Result<Vec<(&'static str, I
                     annotations: Default::default(),
                     deploy: true,
                     crons: Some(service.crons.iter().map(|c| c.to_string()).collect()),
+                    consumers: None,
                 })
                 .await?;
         }

@@ -17,6 +17,7 @@ pub mod front_door;
 pub mod identity;
 pub mod local;
 pub mod metrics;
+pub mod queues;
 pub mod runtime;
 pub mod schedules;
 pub mod server;

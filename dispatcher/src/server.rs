@@ -2,7 +2,8 @@
 //! router through the front door (`front_door.rs`: connection caps and clocks). A
 //! background task picks up changes other processes (the CLI) commit to the store,
 //! within `CHANGE_POLL` — well under the promised one second — and another fires the
-//! scripts' Cron Triggers (`schedules.rs`).
+//! scripts' Cron Triggers (`schedules.rs`), and one delivers queues to their consumers
+//! (`queues.rs`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub async fn serve(mut config: Config, data_dir: &Path, demo: bool) -> anyhow::R
     let store_changed = Arc::new(tokio::sync::Notify::new());
     spawn_change_watcher(deployer.clone(), store_changed.clone())?;
     crate::schedules::spawn(deployer.clone(), store_changed);
+    crate::queues::spawn(deployer.clone());
     let usage_flusher = spawn_usage_flusher(deployer.clone(), config.usage_flush_ms);
     spawn_sweeper(deployer.store.clone());
 

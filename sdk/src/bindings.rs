@@ -16,7 +16,7 @@ wit_bindgen::generate!({
     },
 });
 
-pub(crate) use platform::worker::{kv, log, r2, sql, types, vars};
+pub(crate) use platform::worker::{kv, log, queue, r2, sql, types, vars};
 
 /// The resource behind a binding name, opened by the first call that needs it; a binding
 /// that does not exist fails that call and every later one with the same error. Clones

@@ -40,6 +40,11 @@ impl Env {
         Kv::new(name)
     }
 
+    /// The `queue` binding `name`: a queue of the customer, to send messages to.
+    pub fn queue(&self, name: &str) -> crate::Queue {
+        crate::Queue::new(name)
+    }
+
     /// The `d1` (SQLite) binding `name`.
     pub fn sql(&self, name: &str) -> Sql {
         Sql::new(name)

@@ -41,6 +41,7 @@ mod context;
 mod env;
 pub mod kv;
 pub mod log;
+pub mod queue;
 pub mod r2;
 mod request;
 mod response;
@@ -66,6 +67,18 @@ pub use wstd;
 pub use wstd::http;
 pub use wstd::http::{Body, Method, StatusCode};
 
+/// Exports an `async fn(ScheduledEvent, Env, Context) -> Result<()>` as the script's
+/// `platform:worker/scheduled` handler, run at each of its Cron Triggers (a script that
+/// has schedules must export it; it keeps its `#[sdk::fetch]` too).
+///
+/// ```ignore
+/// #[sdk::scheduled]
+/// async fn scheduled(event: sdk::ScheduledEvent, env: sdk::Env, _ctx: sdk::Context) -> sdk::Result<()> {
+///     env.kv("CACHE").put("last-run", event.scheduled_time.to_string())?;
+///     Ok(())
+/// }
+/// ```
+pub use queue::{Message, MessageBatch, Queue};
 pub use scheduled::ScheduledEvent;
 /// Exports an `async fn(Request, Env, Context) -> Result<Response>` as the script's
 /// `wasi:http/incoming-handler`.
@@ -87,17 +100,10 @@ pub use scheduled::ScheduledEvent;
 /// }
 /// ```
 pub use sdk_macro::fetch;
-/// Exports an `async fn(ScheduledEvent, Env, Context) -> Result<()>` as the script's
-/// `platform:worker/scheduled` handler, run at each of its Cron Triggers (a script that
-/// has schedules must export it; it keeps its `#[sdk::fetch]` too).
-///
-/// ```ignore
-/// #[sdk::scheduled]
-/// async fn scheduled(event: sdk::ScheduledEvent, env: sdk::Env, _ctx: sdk::Context) -> sdk::Result<()> {
-///     env.kv("CACHE").put("last-run", event.scheduled_time.to_string())?;
-///     Ok(())
-/// }
-/// ```
+/// Exports an `async fn(MessageBatch, Env, Context) -> Result<()>` as the script's
+/// `platform:worker/queue-handler`, given the messages of the queues it consumes (see
+/// [`queue`]).
+pub use sdk_macro::queue;
 pub use sdk_macro::scheduled;
 
 /// The incoming request handed to the handler: an [`http::Request`] whose body streams.
@@ -114,6 +120,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What `#[sdk::fetch]` expands to; not part of the API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::queue::bindings as queue;
+    pub use crate::queue::run as run_queue;
     pub use crate::scheduled::bindings as scheduled;
     pub use crate::scheduled::run as run_scheduled;
     pub use crate::serve::serve;

@@ -30,6 +30,7 @@ mod outbound;
 mod ownership;
 mod persistence;
 mod platform_module;
+mod queues;
 mod r2;
 mod reserved_names;
 mod sandbox;

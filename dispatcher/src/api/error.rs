@@ -218,6 +218,8 @@ impl From<DeployError> for ApiError {
             | DeployError::InvalidAnnotation(_)
             | DeployError::InvalidSchedule(_)
             | DeployError::MissingScheduledExport(_)
+            | DeployError::InvalidConsumer(_)
+            | DeployError::MissingQueueExport(_)
             | DeployError::FirstUploadUndeployed(_) => ApiError::BadRequest(message),
             DeployError::TooLarge { .. } => ApiError::TooLarge(message),
             DeployError::Prepare(PrepareError::Artifact(ArtifactError::Store(e))) => e.into(),

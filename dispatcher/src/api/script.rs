@@ -85,6 +85,7 @@ pub async fn put_script(
             annotations,
             deploy: query.deploy.unwrap_or(true),
             crons: upload.metadata.triggers.map(|t| t.crons),
+            consumers: upload.metadata.consumers,
         })
         .await?;
     let status = if uploaded.created {

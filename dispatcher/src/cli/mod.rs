@@ -7,6 +7,7 @@ mod gc;
 mod limits;
 mod outbound;
 mod platform;
+mod queues;
 mod schedules;
 mod script;
 mod tail;
@@ -74,6 +75,9 @@ enum Command {
     /// A script's Cron Triggers.
     #[command(subcommand)]
     Schedules(schedules::SchedulesCommand),
+    /// The queues' messages and their consumers.
+    #[command(subcommand)]
+    Queues(queues::QueuesCommand),
     /// Remove the stored components and compiled artifacts no script uses any more.
     Gc(gc::GcArgs),
     /// Follow the runs of a script (or of all) on the running server.
@@ -135,6 +139,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Limits(command) => limits::run(&cli.data, command),
         Command::Outbound(command) => outbound::run(&cli.data, command),
         Command::Schedules(command) => runtime()?.block_on(schedules::run(&cli.data, command)),
+        Command::Queues(command) => queues::run(&cli.data, command),
         Command::Gc(args) => gc::run(&cli.data, args),
         Command::Tail(args) => runtime()?.block_on(tail::run(&cli.data, args)),
         Command::Usage(args) => usage::run(&cli.data, args),

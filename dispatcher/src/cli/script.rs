@@ -111,6 +111,7 @@ pub async fn run(data: &Path, command: ScriptCommand) -> anyhow::Result<()> {
                     annotations: metadata.annotations,
                     deploy: !upload_only,
                     crons: metadata.triggers.map(|t| t.crons),
+                    consumers: metadata.consumers,
                 })
                 .await?;
             if json {

@@ -7,6 +7,7 @@
 //! nothing. Deployments and rollbacks (`deployments.rs`) go through the same lock.
 
 mod bindings;
+mod consumers;
 mod deployments;
 mod schedules;
 
@@ -18,8 +19,8 @@ use crate::runtime::bindings::UploadContext;
 use crate::runtime::warmup::ScriptComponent;
 use crate::runtime::{Deployed, LoadedScript, PrepareError, Runtime};
 use crate::store::{
-    BindingRequest, CUSTOMER_NAMESPACE, LiveVersion, ScriptHead, Store, StoreError, Upload,
-    Uploaded, sha256_hex,
+    BindingRequest, CUSTOMER_NAMESPACE, ConsumerSpec, LiveVersion, ScriptHead, Store, StoreError,
+    Upload, Uploaded, sha256_hex,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,13 @@ pub enum DeployError {
          platform:worker/scheduled (add a #[sdk::scheduled] handler, or clear the schedules)"
     )]
     MissingScheduledExport(String),
+    #[error("{0}")]
+    InvalidConsumer(String),
+    #[error(
+        "script `{0}` consumes queues but its component does not export \
+         platform:worker/queue-handler (add a #[sdk::queue] handler, or give no consumers)"
+    )]
+    MissingQueueExport(String),
     #[error(transparent)]
     Store(StoreError),
     #[error("internal error: {0}")]
@@ -97,6 +105,8 @@ pub struct Metadata {
     pub annotations: Annotations,
     /// `{"crons": ["*/5 * * * *"]}`: the script's Cron Triggers.
     pub triggers: Option<Triggers>,
+    /// The queues this script consumes.
+    pub consumers: Option<Vec<ConsumerSpec>>,
 }
 
 /// The upload's `triggers`.
@@ -156,6 +166,8 @@ pub struct NewVersion {
     pub deploy: bool,
     /// Replaces the script's schedules when given.
     pub crons: Option<Vec<String>>,
+    /// Replaces the queues the script consumes when given.
+    pub consumers: Option<Vec<ConsumerSpec>>,
 }
 
 #[derive(Clone)]
@@ -199,6 +211,9 @@ impl Deployer {
             crate::schedules::check(crons, self.max_crons_per_script)
                 .map_err(DeployError::InvalidSchedule)?;
         }
+        if let Some(consumers) = &version.consumers {
+            consumers::check(consumers).map_err(DeployError::InvalidConsumer)?;
+        }
         if version.wasm.len() > self.max_script_bytes {
             return Err(DeployError::TooLarge {
                 size: version.wasm.len(),
@@ -214,8 +229,25 @@ impl Deployer {
             version.customer_id.clone(),
         );
         let requested = version.bindings.clone();
-        let (existing, bindings, stored_crons) = blocking(move || {
+        let wanted_queues: Vec<String> = version
+            .consumers
+            .iter()
+            .flatten()
+            .map(|c| c.queue.clone())
+            .collect();
+        let (existing, bindings, stored_crons, stored_consumers) = blocking(move || {
             let stored_crons = this.store.schedules(&ns, &name)?;
+            let stored_consumers = this.store.consumers(&ns, &name)?;
+            let data_owner = crate::runtime::bindings::data_owner(owner.as_deref());
+            for queue in &wanted_queues {
+                if let Some(other) = this.store.consumer_of(data_owner, queue)?
+                    && other != name
+                {
+                    return Err(DeployError::InvalidConsumer(format!(
+                        "queue `{queue}` already has a consumer: script `{other}`"
+                    )));
+                }
+            }
             let existing = this.store.get_script(&ns, &name, None)?;
             let taken = existing.as_ref().is_some_and(|r| r.customer_id != owner);
             let bindings = match &requested {
@@ -234,6 +266,7 @@ impl Deployer {
                 existing.map(|r| r.customer_id != owner),
                 bindings,
                 stored_crons,
+                stored_consumers,
             ))
         })
         .await?;
@@ -254,6 +287,12 @@ impl Deployer {
             let component = pre.instance_pre().component();
             self.check_entrypoints(&version.namespace, &version.name, bindings, component)
                 .await?;
+        }
+        let consuming = version.consumers.as_ref().unwrap_or(&stored_consumers);
+        if !consuming.is_empty()
+            && crate::runtime::queue_run::queue_handler(pre.instance_pre().component()).is_none()
+        {
+            return Err(DeployError::MissingQueueExport(version.name));
         }
         let scheduled = version.crons.as_ref().unwrap_or(&stored_crons);
         if !scheduled.is_empty()
@@ -281,6 +320,10 @@ impl Deployer {
                 keep_versions: this.versions_kept,
                 max_customer_bytes: this.max_version_bytes_per_customer,
                 crons: version.crons.as_deref(),
+                consumers: version.consumers.as_deref().map(|consumers| {
+                    let owner = crate::runtime::bindings::data_owner(version.customer_id.as_deref());
+                    (owner, consumers)
+                }),
             });
             let uploaded = match result {
                 Err(StoreError::NameTaken) => return Err(DeployError::NameTaken(version.name)),

@@ -16,6 +16,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::kv::KvView;
 use super::bindings::legacy::Projections;
+use super::bindings::queue::QueueView;
 use super::bindings::r2::R2View;
 use super::bindings::sql::SqlView;
 use super::bindings::{self, BindingCtx};
@@ -108,6 +109,10 @@ pub fn new_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
     })?;
     bindings::r2::add_to_linker(&mut linker, |host: &mut Host| R2View {
         ctx: &mut host.bindings.r2,
+        table: &mut host.table,
+    })?;
+    bindings::queue::add_to_linker(&mut linker, |host: &mut Host| QueueView {
+        ctx: &mut host.bindings.queue,
         table: &mut host.table,
     })?;
     // Components built with the first SDK import platform:worker@0.1.0.

@@ -19,6 +19,7 @@ mod index;
 mod invoke;
 mod limits;
 mod outbound;
+pub mod queue_run;
 mod report;
 pub mod scheduled;
 pub mod tail;
@@ -77,6 +78,8 @@ pub struct RuntimeConfig {
     pub sql: SqlLimits,
     /// Most bytes one customer may keep in its buckets, all together.
     pub max_bucket_bytes: u64,
+    /// Most messages one queue may hold.
+    pub max_queue_backlog: u64,
     /// Which addresses outgoing requests may reach.
     pub addresses: AddressPolicy,
     /// Most requests of one tenant running at once.
@@ -158,10 +161,24 @@ impl Runtime {
                     data_dir,
                     config.max_bucket_bytes,
                 )?),
+                queues: Arc::new(bindings::queue::Queues {
+                    store: bindings::queue::QueueStore::open(data_dir)?,
+                    max_backlog: config.max_queue_backlog,
+                }),
             },
             tails: Arc::default(),
             usage: usage::UsageMeter::default(),
         })
+    }
+
+    /// The queues' messages (what producers send, what `crate::queues` delivers).
+    pub fn queues(&self) -> &Arc<bindings::queue::Queues> {
+        &self.bindings.queues
+    }
+
+    /// The wall time of a scheduled or queue run whose script has no wall time of its own.
+    pub fn scheduled_wall(&self) -> std::time::Duration {
+        self.scheduled_wall
     }
 
     /// Every metric, the engine's instance pool included, in the Prometheus text format.

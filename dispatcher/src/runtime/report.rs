@@ -24,6 +24,8 @@ pub enum Event {
     Fetch,
     /// A Cron Trigger's fire (or its manual trigger).
     Scheduled,
+    /// A batch of a queue, delivered to its consumer.
+    Queue,
 }
 
 impl Event {
@@ -31,6 +33,7 @@ impl Event {
         match self {
             Event::Fetch => "fetch",
             Event::Scheduled => "scheduled",
+            Event::Queue => "queue",
         }
     }
 }

@@ -52,6 +52,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "schedules",
         include_str!("../../../migrations/0009_schedules.sql"),
     ),
+    (
+        10,
+        "consumers",
+        include_str!("../../../migrations/0010_consumers.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded, each in its own transaction.

@@ -10,6 +10,7 @@
 
 mod bindings;
 mod blobs;
+mod consumers;
 mod customers;
 mod deployments;
 mod durable;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use bindings::{BindingFields, BindingRequest, BindingView, StoredBinding};
+pub use consumers::{ConsumerSpec, StoredConsumer};
 pub use customers::{Customer, IssuedToken};
 pub use deployments::{DeploymentRecord, VersionShare, check_shares, main_share};
 pub use schedules::StoredSchedule;

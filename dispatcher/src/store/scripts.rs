@@ -74,6 +74,8 @@ pub struct Upload<'a> {
     pub max_customer_bytes: u64,
     /// Replaces the script's schedules when given; keeps them when `None`.
     pub crons: Option<&'a [String]>,
+    /// Replaces the script's queue consumers when given, as `owner`'s (the data owner).
+    pub consumers: Option<(&'a str, &'a [super::ConsumerSpec])>,
 }
 
 /// The tag every script of a customer carries.
@@ -131,6 +133,9 @@ impl Store {
         }
         if let Some(crons) = upload.crons {
             super::schedules::replace_schedules(&tx, namespace, name, crons)?;
+        }
+        if let Some((owner, consumers)) = upload.consumers {
+            super::consumers::replace_consumers(&tx, (namespace, name, owner), consumers)?;
         }
         if let Some(customer_id) = upload.customer_id {
             tx.execute(

@@ -17,7 +17,7 @@ pub struct UsageKey {
     pub customer_id: Option<String>,
     /// The version that ran ('' in rows flushed before versions existed).
     pub version: String,
-    /// What started the runs: `fetch` or `scheduled`.
+    /// What started the runs: `fetch`, `scheduled` or `queue`.
     pub event: &'static str,
     pub minute: i64,
 }
@@ -159,6 +159,7 @@ impl Store {
 fn event_name(stored: &str) -> &'static str {
     match stored {
         "scheduled" => "scheduled",
+        "queue" => "queue",
         _ => "fetch",
     }
 }

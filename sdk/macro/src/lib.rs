@@ -106,3 +106,46 @@ pub fn scheduled(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
     .into()
 }
+
+/// Exports an `async fn(MessageBatch, Env, Context) -> Result<()>` as the script's
+/// `platform:worker/queue-handler`. See `sdk::queue` for the full description.
+#[proc_macro_attribute]
+pub fn queue(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        let attr = proc_macro2::TokenStream::from(attr);
+        return quote_spanned! { attr.span()=>
+            compile_error!("#[sdk::queue] takes no arguments");
+        }
+        .into();
+    }
+    let handler = parse_macro_input!(item as ItemFn);
+    let name = &handler.sig.ident;
+    if handler.sig.asyncness.is_none() {
+        return quote_spanned! { handler.sig.fn_token.span()=>
+            compile_error!("#[sdk::queue] needs an `async fn(MessageBatch, Env, Context) -> Result<()>`");
+        }
+        .into();
+    }
+    quote! {
+        #handler
+
+        #[doc(hidden)]
+        struct __SdkQueueHandler;
+
+        impl ::sdk::__private::queue::exports::platform::worker::queue_handler::Guest
+            for __SdkQueueHandler
+        {
+            fn handle(
+                __queue: ::std::string::String,
+                __batch: ::std::vec::Vec<::sdk::__private::queue::exports::platform::worker::queue_handler::Message>,
+            ) -> ::std::vec::Vec<::sdk::__private::queue::exports::platform::worker::queue_handler::Outcome> {
+                ::sdk::__private::run_queue(__queue, __batch, #name)
+            }
+        }
+
+        ::sdk::__private::queue::export_queue!(
+            __SdkQueueHandler with_types_in ::sdk::__private::queue
+        );
+    }
+    .into()
+}

@@ -1,5 +1,5 @@
 //! Bindings: the capabilities a script is given by name at upload (a variable, a secret,
-//! a KV namespace, a database, an object-storage bucket, another script). Each kind is one
+//! a KV namespace, a database, an object-storage bucket, a queue, another script). Each kind is one
 //! unit implementing [`BindingKind`]: its metadata `type`, what it accepts at upload (and
 //! stores: a spec, maybe a secret), how a stored binding resolves at load, and its own
 //! per-request context (`KvCtx`, `SqlCtx`, ...) behind the WIT interface it implements,
@@ -16,6 +16,7 @@
 
 pub mod kv;
 pub mod legacy;
+pub mod queue;
 pub mod r2;
 pub mod sql;
 pub mod vars;
@@ -41,6 +42,7 @@ wasmtime::component::bindgen!({
         "platform:worker/sql.database": sql::DatabaseHandle,
         "platform:worker/r2.bucket": r2::BucketHandle,
         "platform:worker/r2.upload": r2::UploadHandle,
+        "platform:worker/queue.producer": queue::ProducerHandle,
     },
 });
 
@@ -84,6 +86,7 @@ const UNITS: &[&dyn BindingKind] = &[
     &kv::KV_NAMESPACE,
     &sql::D1,
     &r2::R2_BUCKET,
+    &queue::QUEUE,
     &ServiceBinding,
 ];
 
@@ -105,6 +108,7 @@ pub struct ScriptBindings {
     pub kv: OwnedResources,
     pub sql: OwnedResources,
     pub r2: OwnedResources,
+    pub queues: OwnedResources,
     /// Service bindings: binding name → the bound script and, when the binding names
     /// one, its named entrypoint.
     pub services: HashMap<String, ServiceTarget>,
@@ -127,6 +131,7 @@ impl ScriptBindings {
             kv: OwnedResources::owned_by(owner),
             sql: OwnedResources::owned_by(owner),
             r2: OwnedResources::owned_by(owner),
+            queues: OwnedResources::owned_by(owner),
             ..ScriptBindings::default()
         };
         for binding in stored {
@@ -148,6 +153,7 @@ pub struct BindingServices {
     pub kv: Arc<kv::KvStore>,
     pub sql: Arc<sql::SqlDatabases>,
     pub r2: Arc<r2::objects::ObjectStore>,
+    pub queues: Arc<queue::Queues>,
 }
 
 /// One run's binding contexts: each unit's own, and nothing else of the host.
@@ -156,6 +162,7 @@ pub struct BindingCtx {
     pub kv: kv::KvCtx,
     pub sql: sql::SqlCtx,
     pub r2: r2::R2Ctx,
+    pub queue: queue::QueueCtx,
     pub log: LogCtx,
 }
 
@@ -171,6 +178,7 @@ impl BindingCtx {
             kv: kv::KvCtx::new(&services.kv, &bindings.kv),
             sql: sql::SqlCtx::new(&services.sql, &bindings.sql),
             r2: r2::R2Ctx::new(&services.r2, &bindings.r2),
+            queue: queue::QueueCtx::new(&services.queues, &bindings.queues),
             log: LogCtx(logs.clone()),
         }
     }

@@ -1,0 +1,216 @@
+//! The queues' messages: one SQLite database (`queues.sqlite` in the data directory,
+//! WAL, `synchronous=FULL`), a row per message keyed by (owner, queue). A message is
+//! committed before `send` returns, so a crash after a send loses nothing. Delivery
+//! leases a batch by moving its `visible_at` past the lease, so a consumer that dies
+//! mid-batch sees the batch again once the lease ends: at-least-once.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, params};
+
+/// A message as delivered.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub id: i64,
+    pub body: Vec<u8>,
+    pub attempts: u32,
+    pub sent_ms: i64,
+}
+
+/// What a queue holds (for `dispatcher queues`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueueStats {
+    pub owner: String,
+    pub queue: String,
+    pub messages: u64,
+    /// Of them, ready to deliver now.
+    pub ready: u64,
+}
+
+/// Why a send was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("queue `{queue}` holds {backlog} messages, its limit")]
+    BacklogFull { queue: String, backlog: u64 },
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+pub struct QueueStore {
+    conn: Mutex<Connection>,
+}
+
+impl QueueStore {
+    /// Opens (creating) `data_dir/queues.sqlite`.
+    pub fn open(data_dir: &Path) -> rusqlite::Result<QueueStore> {
+        let conn = Connection::open(data_dir.join("queues.sqlite"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS messages (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 owner TEXT NOT NULL,
+                 queue TEXT NOT NULL,
+                 body BLOB NOT NULL,
+                 attempts INTEGER NOT NULL DEFAULT 0,
+                 sent_at INTEGER NOT NULL,
+                 visible_at INTEGER NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (owner, queue, visible_at);
+             CREATE INDEX IF NOT EXISTS messages_by_time ON messages (visible_at);",
+        )?;
+        Ok(QueueStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores `bodies` in one transaction, to be delivered from `visible_ms` on; refused
+    /// whole when the queue would hold more than `max_backlog`.
+    pub fn send(
+        &self,
+        (owner, queue): (&str, &str),
+        bodies: &[Vec<u8>],
+        now_ms: i64,
+        visible_ms: i64,
+        max_backlog: u64,
+    ) -> Result<(), SendError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let backlog: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM messages WHERE owner = ?1 AND queue = ?2",
+            params![owner, queue],
+            |row| row.get(0),
+        )?;
+        if backlog as u64 + bodies.len() as u64 > max_backlog {
+            return Err(SendError::BacklogFull {
+                queue: queue.to_string(),
+                backlog: backlog as u64,
+            });
+        }
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO messages (owner, queue, body, sent_at, visible_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for body in bodies {
+                insert.execute(params![owner, queue, body, now_ms, visible_ms])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The queues with messages ready at `now_ms`: (owner, queue, ready count, earliest
+    /// time one became ready).
+    pub fn ready(&self, now_ms: i64) -> rusqlite::Result<Vec<(String, String, u64, i64)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT owner, queue, COUNT(*), MIN(visible_at) FROM messages
+             WHERE visible_at <= ?1 GROUP BY owner, queue",
+        )?;
+        let rows = stmt.query_map(params![now_ms], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get::<_, i64>(2)? as u64,
+                row.get(3)?,
+            ))
+        })?;
+        rows.collect()
+    }
+
+    /// Leases up to `max` ready messages of a queue until `lease_until_ms`.
+    pub fn lease(
+        &self,
+        (owner, queue): (&str, &str),
+        max: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> rusqlite::Result<Vec<StoredMessage>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let messages: Vec<StoredMessage> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, body, attempts, sent_at FROM messages
+                 WHERE owner = ?1 AND queue = ?2 AND visible_at <= ?3
+                 ORDER BY visible_at, id LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(params![owner, queue, now_ms, max], |row| {
+                Ok(StoredMessage {
+                    id: row.get(0)?,
+                    body: row.get(1)?,
+                    attempts: row.get::<_, i64>(2)? as u32,
+                    sent_ms: row.get(3)?,
+                })
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        {
+            let mut lease =
+                tx.prepare_cached("UPDATE messages SET visible_at = ?1 WHERE id = ?2")?;
+            for message in &messages {
+                lease.execute(params![lease_until_ms, message.id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(messages)
+    }
+
+    /// Deletes a delivered message.
+    pub fn ack(&self, id: i64) -> rusqlite::Result<()> {
+        self.conn()
+            .execute("DELETE FROM messages WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
+    /// Makes a message ready again at `visible_ms`, one attempt more.
+    pub fn retry(&self, id: i64, visible_ms: i64) -> rusqlite::Result<()> {
+        self.conn().execute(
+            "UPDATE messages SET attempts = attempts + 1, visible_at = ?2 WHERE id = ?1",
+            params![id, visible_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Moves a message to another queue of its owner (a dead letter queue), as new.
+    pub fn move_to(&self, id: i64, queue: &str, now_ms: i64) -> rusqlite::Result<()> {
+        self.conn().execute(
+            "UPDATE messages SET queue = ?2, attempts = 0, visible_at = ?3 WHERE id = ?1",
+            params![id, queue, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Every queue that holds messages, or one owner's.
+    pub fn stats(&self, owner: Option<&str>, now_ms: i64) -> rusqlite::Result<Vec<QueueStats>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT owner, queue, COUNT(*), SUM(visible_at <= ?2) FROM messages
+             WHERE ?1 IS NULL OR owner = ?1 GROUP BY owner, queue ORDER BY owner, queue",
+        )?;
+        let rows = stmt.query_map(params![owner, now_ms], |row| {
+            Ok(QueueStats {
+                owner: row.get(0)?,
+                queue: row.get(1)?,
+                messages: row.get::<_, i64>(2)? as u64,
+                ready: row.get::<_, Option<i64>>(3)?.unwrap_or(0) as u64,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Deletes every message of a queue; how many.
+    pub fn purge(&self, (owner, queue): (&str, &str)) -> rusqlite::Result<u64> {
+        let deleted = self.conn().execute(
+            "DELETE FROM messages WHERE owner = ?1 AND queue = ?2",
+            params![owner, queue],
+        )?;
+        Ok(deleted as u64)
+    }
+}
