@@ -69,6 +69,8 @@ pub struct Config {
     pub max_crons_per_script: usize,
     /// Most messages one queue may hold; a send past it fails with `limit-exceeded`.
     pub max_queue_backlog: u64,
+    /// Most bytes of messages one customer's queues may hold, all together.
+    pub max_queue_bytes_per_customer: u64,
     /// Highest memory limit `limits set` may give a script, in MiB.
     pub max_script_memory_mb: u64,
     /// All running scripts' memory together, in MiB (default: half the machine's RAM).
@@ -163,6 +165,7 @@ impl Default for Config {
             scheduled_wall_time_ms: 15 * 60_000,
             max_crons_per_script: 3,
             max_queue_backlog: 100_000,
+            max_queue_bytes_per_customer: 1 << 30,
             max_script_memory_mb: 1024,
             guest_memory_total_mb: None,
             max_instances: 1000,
@@ -241,7 +244,10 @@ impl Config {
             guest_memory_bytes,
             log_capacity: self.log_capacity_bytes,
             scheduled_wall: Duration::from_millis(self.scheduled_wall_time_ms),
-            max_queue_backlog: self.max_queue_backlog,
+            queue_caps: crate::runtime::bindings::queue::QueueCaps {
+                messages_per_queue: self.max_queue_backlog,
+                bytes_per_owner: self.max_queue_bytes_per_customer,
+            },
             max_bucket_bytes: self
                 .max_bucket_mb
                 .map_or(self.max_bucket_gb << 30, |mb| mb << 20),

@@ -220,3 +220,46 @@ fn the_cli_lists_shows_and_purges_queues() {
     assert_eq!(purged["deleted"], 3);
     assert_eq!(json_of(&["queues", "list", "--json"]), json!([]));
 }
+
+#[test]
+fn a_queue_and_a_customers_queues_are_bounded_and_a_refused_send_sends_nothing() {
+    let server =
+        Server::start_with_config("max_queue_backlog = 5\nmax_queue_bytes_per_customer = 1000\n");
+    let (id, token) = server.create_customer("acme");
+    let (_, other) = server.create_customer("other");
+    assert_eq!(upload(&server, &token, "producer", json!([])).status(), 201);
+    assert_eq!(upload(&server, &other, "theirs", json!([])).status(), 201);
+    let held = || -> u64 {
+        let out = server.cli(&["queues", "show", "jobs", "--customer", &id, "--json"]);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["messages"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        post(&server, "/dispatch/producer/send?n=5&prefix=a"),
+        (200, "sent 5".into())
+    );
+    let (status, body) = post(&server, "/dispatch/producer/send?n=1&prefix=x");
+    assert_eq!(status, 400);
+    assert!(body.contains("holds 5 messages"), "{body}");
+    let (status, _) = post(&server, "/dispatch/producer/send-batch?n=3&prefix=y");
+    assert_eq!(status, 400);
+    assert_eq!(held(), 5);
+    // Another customer's queue of the same name is not full.
+    assert_eq!(
+        post(&server, "/dispatch/theirs/send?n=5&prefix=t"),
+        (200, "sent 5".into())
+    );
+
+    // Bytes, all of a customer's queues together.
+    let server = Server::start_with_config("max_queue_bytes_per_customer = 6\n");
+    let (_, token) = server.create_customer("acme");
+    assert_eq!(upload(&server, &token, "producer", json!([])).status(), 201);
+    assert_eq!(
+        post(&server, "/dispatch/producer/send?n=3&prefix=b"),
+        (200, "sent 3".into())
+    );
+    let (status, body) = post(&server, "/dispatch/producer/send?n=1&prefix=c");
+    assert_eq!(status, 400);
+    assert!(body.contains("hold 6 bytes"), "{body}");
+}

@@ -78,8 +78,8 @@ pub struct RuntimeConfig {
     pub sql: SqlLimits,
     /// Most bytes one customer may keep in its buckets, all together.
     pub max_bucket_bytes: u64,
-    /// Most messages one queue may hold.
-    pub max_queue_backlog: u64,
+    /// What one queue, and one customer's queues, may hold.
+    pub queue_caps: bindings::queue::QueueCaps,
     /// Which addresses outgoing requests may reach.
     pub addresses: AddressPolicy,
     /// Most requests of one tenant running at once.
@@ -163,7 +163,7 @@ impl Runtime {
                 )?),
                 queues: Arc::new(bindings::queue::Queues {
                     store: bindings::queue::QueueStore::open(data_dir)?,
-                    max_backlog: config.max_queue_backlog,
+                    caps: config.queue_caps,
                 }),
             },
             tails: Arc::default(),

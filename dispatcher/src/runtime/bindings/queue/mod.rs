@@ -3,8 +3,9 @@
 //! the owner being the calling script's customer, so a queue name never reaches another
 //! customer's messages, and a consumer (`crate::queues`) only ever gets its own
 //! customer's. Bounded as Cloudflare Queues: a message is at most 128 KiB, a batch at
-//! most 100 messages, a delay at most 12 hours; a queue holds at most `max_backlog`
-//! messages (config `max_queue_backlog`). The store is `store.rs`.
+//! most 100 messages, a delay at most 12 hours; a queue holds at most
+//! `max_queue_backlog` messages and a customer's queues at most
+//! `max_queue_bytes_per_customer` bytes (config). The store is `store.rs`.
 
 mod store;
 
@@ -18,7 +19,7 @@ use super::platform::worker::queue::{Host as QueueHost, HostProducer, Producer, 
 use super::platform::worker::types::Error as BindingError;
 use super::{OwnedResources, ResourceBinding};
 use crate::store::sqlite_is_full;
-pub use store::{QueueStats, QueueStore, SendError, StoredMessage};
+pub use store::{QueueCaps, QueueStats, QueueStore, SendError, StoredMessage};
 
 /// Largest message body, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 128 << 10;
@@ -47,7 +48,7 @@ pub const QUEUE: ResourceBinding = ResourceBinding {
 /// The queues every run can send to: the store and its bounds.
 pub struct Queues {
     pub store: QueueStore,
-    pub max_backlog: u64,
+    pub caps: QueueCaps,
 }
 
 /// One run's view of queues: the store and the script's queue bindings.
@@ -122,7 +123,7 @@ impl QueueView<'_> {
             let visible = now + i64::from(delay) * 1000;
             queues
                 .store
-                .send((&owner, &queue), &bodies, now, visible, queues.max_backlog)
+                .send((&owner, &queue), &bodies, now, visible, queues.caps)
         })
         .await
         .map_err(|e| BindingError::Internal(e.to_string()))?
@@ -132,7 +133,9 @@ impl QueueView<'_> {
 
 fn send_error(error: SendError) -> BindingError {
     match error {
-        full @ SendError::BacklogFull { .. } => BindingError::LimitExceeded(full.to_string()),
+        full @ (SendError::BacklogFull { .. } | SendError::OwnerFull { .. }) => {
+            BindingError::LimitExceeded(full.to_string())
+        }
         SendError::Sqlite(error) if sqlite_is_full(&error) => {
             BindingError::LimitExceeded("the platform's storage is full; nothing was sent".into())
         }

@@ -2,12 +2,14 @@
 //! WAL, `synchronous=FULL`), a row per message keyed by (owner, queue). A message is
 //! committed before `send` returns, so a crash after a send loses nothing. Delivery
 //! leases a batch by moving its `visible_at` past the lease, so a consumer that dies
-//! mid-batch sees the batch again once the lease ends: at-least-once.
+//! mid-batch sees the batch again once the lease ends: at-least-once. `queue_totals`
+//! keeps each queue's message count and bytes in the same transactions as the messages,
+//! so the caps (per queue, and per owner in bytes) cost a point read per send.
 
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
 /// A message as delivered.
 #[derive(Debug, Clone)]
@@ -28,11 +30,20 @@ pub struct QueueStats {
     pub ready: u64,
 }
 
+/// What a send may fill: messages per queue, bytes per owner (all its queues).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueCaps {
+    pub messages_per_queue: u64,
+    pub bytes_per_owner: u64,
+}
+
 /// Why a send was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("queue `{queue}` holds {backlog} messages, its limit")]
     BacklogFull { queue: String, backlog: u64 },
+    #[error("your queues hold {bytes} bytes of messages; the limit is {limit}")]
+    OwnerFull { bytes: u64, limit: u64 },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
@@ -59,7 +70,14 @@ impl QueueStore {
                  visible_at INTEGER NOT NULL
              );
              CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (owner, queue, visible_at);
-             CREATE INDEX IF NOT EXISTS messages_by_time ON messages (visible_at);",
+             CREATE INDEX IF NOT EXISTS messages_by_time ON messages (visible_at);
+             CREATE TABLE IF NOT EXISTS queue_totals (
+                 owner TEXT NOT NULL,
+                 queue TEXT NOT NULL,
+                 messages INTEGER NOT NULL,
+                 bytes INTEGER NOT NULL,
+                 PRIMARY KEY (owner, queue)
+             );",
         )?;
         Ok(QueueStore {
             conn: Mutex::new(conn),
@@ -71,28 +89,44 @@ impl QueueStore {
     }
 
     /// Stores `bodies` in one transaction, to be delivered from `visible_ms` on; refused
-    /// whole when the queue would hold more than `max_backlog`.
+    /// whole when it would pass `caps`.
     pub fn send(
         &self,
         (owner, queue): (&str, &str),
         bodies: &[Vec<u8>],
         now_ms: i64,
         visible_ms: i64,
-        max_backlog: u64,
+        caps: QueueCaps,
     ) -> Result<(), SendError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let backlog: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM messages WHERE owner = ?1 AND queue = ?2",
-            params![owner, queue],
-            |row| row.get(0),
-        )?;
-        if backlog as u64 + bodies.len() as u64 > max_backlog {
+        let backlog: i64 = tx
+            .query_row(
+                "SELECT messages FROM queue_totals WHERE owner = ?1 AND queue = ?2",
+                params![owner, queue],
+                |row| row.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        if backlog as u64 + bodies.len() as u64 > caps.messages_per_queue {
             return Err(SendError::BacklogFull {
                 queue: queue.to_string(),
                 backlog: backlog as u64,
             });
         }
+        let held: i64 = tx.query_row(
+            "SELECT COALESCE(SUM(bytes), 0) FROM queue_totals WHERE owner = ?1",
+            params![owner],
+            |row| row.get(0),
+        )?;
+        let adding: u64 = bodies.iter().map(|b| b.len() as u64).sum();
+        if held as u64 + adding > caps.bytes_per_owner {
+            return Err(SendError::OwnerFull {
+                bytes: held as u64,
+                limit: caps.bytes_per_owner,
+            });
+        }
+        add_totals(&tx, (owner, queue), bodies.len() as i64, adding as i64)?;
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO messages (owner, queue, body, sent_at, visible_at)
@@ -164,9 +198,19 @@ impl QueueStore {
 
     /// Deletes a delivered message.
     pub fn ack(&self, id: i64) -> rusqlite::Result<()> {
-        self.conn()
-            .execute("DELETE FROM messages WHERE id = ?1", params![id])?;
-        Ok(())
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let deleted: Option<(String, String, i64)> = tx
+            .query_row(
+                "DELETE FROM messages WHERE id = ?1 RETURNING owner, queue, length(body)",
+                params![id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()?;
+        if let Some((owner, queue, bytes)) = deleted {
+            add_totals(&tx, (&owner, &queue), -1, -bytes)?;
+        }
+        tx.commit()
     }
 
     /// Makes a message ready again at `visible_ms`, one attempt more.
@@ -180,11 +224,24 @@ impl QueueStore {
 
     /// Moves a message to another queue of its owner (a dead letter queue), as new.
     pub fn move_to(&self, id: i64, queue: &str, now_ms: i64) -> rusqlite::Result<()> {
-        self.conn().execute(
-            "UPDATE messages SET queue = ?2, attempts = 0, visible_at = ?3 WHERE id = ?1",
-            params![id, queue, now_ms],
-        )?;
-        Ok(())
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let moved: Option<(String, String, i64)> = tx
+            .query_row(
+                "SELECT owner, queue, length(body) FROM messages WHERE id = ?1",
+                params![id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .optional()?;
+        if let Some((owner, from, bytes)) = moved {
+            tx.execute(
+                "UPDATE messages SET queue = ?2, attempts = 0, visible_at = ?3 WHERE id = ?1",
+                params![id, queue, now_ms],
+            )?;
+            add_totals(&tx, (&owner, &from), -1, -bytes)?;
+            add_totals(&tx, (&owner, queue), 1, bytes)?;
+        }
+        tx.commit()
     }
 
     /// Every queue that holds messages, or one owner's.
@@ -207,10 +264,37 @@ impl QueueStore {
 
     /// Deletes every message of a queue; how many.
     pub fn purge(&self, (owner, queue): (&str, &str)) -> rusqlite::Result<u64> {
-        let deleted = self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let deleted = tx.execute(
             "DELETE FROM messages WHERE owner = ?1 AND queue = ?2",
             params![owner, queue],
         )?;
+        tx.execute(
+            "DELETE FROM queue_totals WHERE owner = ?1 AND queue = ?2",
+            params![owner, queue],
+        )?;
+        tx.commit()?;
         Ok(deleted as u64)
     }
+}
+
+/// Adds to a queue's totals (negative to take away), dropping the row at zero.
+fn add_totals(
+    tx: &rusqlite::Transaction<'_>,
+    (owner, queue): (&str, &str),
+    messages: i64,
+    bytes: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO queue_totals (owner, queue, messages, bytes) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (owner, queue) DO UPDATE SET
+             messages = messages + excluded.messages, bytes = bytes + excluded.bytes",
+        params![owner, queue, messages, bytes],
+    )?;
+    tx.execute(
+        "DELETE FROM queue_totals WHERE owner = ?1 AND queue = ?2 AND messages <= 0",
+        params![owner, queue],
+    )?;
+    Ok(())
 }
