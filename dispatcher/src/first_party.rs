@@ -13,7 +13,7 @@ use bytes::Bytes;
 use rand::RngCore as _;
 
 use crate::deploy::{Deployer, NewVersion};
-use crate::store::{BindingRequest, LimitOverrides, PLATFORM_NAMESPACE, sha256_hex};
+use crate::store::{BindingRequest, ConsumerSpec, LimitOverrides, PLATFORM_NAMESPACE, sha256_hex};
 
 /// The tag that marks a script as installed from this binary, and from which build.
 const BUNDLED_TAG: &str = "bundled-sha256:";
@@ -34,6 +34,8 @@ enum Binding {
     GeneratedSecret(&'static str),
     /// An object-storage bucket `(binding name, bucket)` of the platform's own.
     Bucket(&'static str, &'static str),
+    /// A queue `(binding name, queue)` of the platform's own, to send to.
+    Queue(&'static str, &'static str),
 }
 
 struct Service {
@@ -44,6 +46,9 @@ struct Service {
     limits: LimitOverrides,
     /// Its Cron Triggers, set at every install or upgrade.
     crons: &'static [&'static str],
+    /// The platform queues it consumes (with Workers' defaults but a half-second
+    /// batch timeout), set at every install or upgrade.
+    consumes: &'static [&'static str],
 }
 
 const NO_OVERRIDES: LimitOverrides = LimitOverrides {
@@ -66,6 +71,7 @@ const SERVICES: &[Service] = &[
             ..NO_OVERRIDES
         },
         crons: &[],
+        consumes: &[],
     },
     Service {
         name: "billing",
@@ -77,6 +83,7 @@ const SERVICES: &[Service] = &[
         limits: NO_OVERRIDES,
         // Nightly: expire orders left unpaid for a day.
         crons: &["0 3 * * *"],
+        consumes: &[],
     },
     Service {
         name: "support",
@@ -84,9 +91,12 @@ const SERVICES: &[Service] = &[
         bindings: &[
             Binding::Database("support"),
             Binding::Bucket("ATTACHMENTS", "attachments"),
+            Binding::Queue("NOTIFY", "ticket-notifications"),
         ],
         limits: NO_OVERRIDES,
         crons: &[],
+        // Its own notification outbox: ticket events are written by a queue consumer.
+        consumes: &["ticket-notifications"],
     },
     Service {
         name: "content",
@@ -94,6 +104,7 @@ const SERVICES: &[Service] = &[
         bindings: &[Binding::Database("content")],
         limits: NO_OVERRIDES,
         crons: &[],
+        consumes: &[],
     },
     Service {
         name: "ai",
@@ -104,6 +115,7 @@ const SERVICES: &[Service] = &[
         ],
         limits: NO_OVERRIDES,
         crons: &[],
+        consumes: &[],
     },
     Service {
         name: "admin",
@@ -115,6 +127,7 @@ const SERVICES: &[Service] = &[
         ],
         limits: NO_OVERRIDES,
         crons: &[],
+        consumes: &[],
     },
 ];
 
@@ -174,7 +187,19 @@ pub async fn install(deployer: &Deployer) -> anyhow::Result<Vec<(&'static str, I
                     annotations: Default::default(),
                     deploy: true,
                     crons: Some(service.crons.iter().map(|c| c.to_string()).collect()),
-                    consumers: None,
+                    consumers: Some(
+                        service
+                            .consumes
+                            .iter()
+                            .map(|queue| ConsumerSpec {
+                                queue: queue.to_string(),
+                                max_batch_size: 10,
+                                max_batch_timeout_ms: 500,
+                                max_retries: 3,
+                                dead_letter_queue: None,
+                            })
+                            .collect(),
+                    ),
                 })
                 .await?;
         }
@@ -211,6 +236,11 @@ fn bindings_of(deployer: &Deployer, service: &Service) -> anyhow::Result<Vec<Bin
                     "type": "r2_bucket",
                     "name": name,
                     "bucket_name": bucket,
+                }),
+                Binding::Queue(name, queue) => serde_json::json!({
+                    "type": "queue",
+                    "name": name,
+                    "queue_name": queue,
                 }),
                 Binding::GeneratedSecret(name) => serde_json::json!({
                     "type": "secret_text",

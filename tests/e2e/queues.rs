@@ -263,3 +263,58 @@ fn a_queue_and_a_customers_queues_are_bounded_and_a_refused_send_sends_nothing()
     assert_eq!(status, 400);
     assert!(body.contains("hold 6 bytes"), "{body}");
 }
+
+/// The platform uses queues: support's ticket notifications go through its own queue,
+/// and its consumer writes them to the ticket's outbox.
+#[test]
+fn supports_ticket_notifications_go_through_its_queue() {
+    use crate::platform_client::{As, call, log_in, sign_up};
+
+    let server = Server::start_with_platform();
+    sign_up(&server, "user@example.com");
+    sign_up(&server, "agent@example.com");
+    let out = server.cli(&["platform", "set-role", "agent@example.com", "admin"]);
+    assert!(out.status.success(), "{out:?}");
+    let (user, agent) = (
+        log_in(&server, "user@example.com"),
+        log_in(&server, "agent@example.com"),
+    );
+    let (user, agent) = (As::Cookie(&user), As::Cookie(&agent));
+
+    let ticket = json!({"subject": "Help", "body": "It broke"});
+    let (status, opened) = call(&server, Method::POST, "/tickets", user, Some(ticket));
+    assert_eq!(status, 201, "{opened}");
+    let id = opened["data"]["ticket"]["id"].as_str().unwrap().to_string();
+    let kinds = || -> Vec<String> {
+        let (_, shown) = call(&server, Method::GET, &format!("/tickets/{id}"), user, None);
+        shown["data"]["notifications"]
+            .as_array()
+            .map(|n| {
+                n.iter()
+                    .map(|n| n["kind"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || kinds() == ["ticket_opened"]),
+        "{:?}",
+        kinds()
+    );
+
+    let reply = json!({"body": "Fixed"});
+    let (status, answer) = call(
+        &server,
+        Method::POST,
+        &format!("/tickets/{id}/comments"),
+        agent,
+        Some(reply),
+    );
+    assert_eq!(status, 201, "{answer}");
+    assert!(
+        eventually(Duration::from_secs(20), || kinds()
+            == ["ticket_opened", "admin_replied"]),
+        "{:?}",
+        kinds()
+    );
+}

@@ -5,6 +5,7 @@ use platform_kit::{self as kit, Caller};
 use sdk::{Request, Response, Result, RouteContext, Sql, Statement, params};
 use serde::{Deserialize, Serialize};
 
+use crate::notifications::{self, Notification};
 use crate::tickets::{self, OPEN};
 use crate::{input, schema};
 
@@ -35,6 +36,7 @@ pub async fn add(mut req: Request, route: RouteContext) -> Result<Response> {
     let body = kit::check::text("body", &form.body, input::MAX_BODY_CHARS)?;
     let db = schema::database(&route.env)?;
     let ticket = tickets::visible(&db, &caller, &ticket_id)?;
+    let owner = ticket.user_id.clone();
     if ticket.status != OPEN {
         return Err(tickets::closed());
     }
@@ -72,6 +74,16 @@ pub async fn add(mut req: Request, route: RouteContext) -> Result<Response> {
         .is_none_or(|insert| insert.rows_written == 0)
     {
         return Err(tickets::closed());
+    }
+    if caller.is_admin() && owner != caller.user_id {
+        notifications::send(
+            &route.env,
+            &Notification {
+                ticket_id: comment.ticket_id.clone(),
+                user_id: owner,
+                kind: "admin_replied".into(),
+            },
+        );
     }
     kit::created(&serde_json::json!({ "comment": comment }))
 }

@@ -41,6 +41,16 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX attachments_by_ticket ON attachments (ticket_id, created_at)
 ",
+    "
+    CREATE TABLE notifications (
+        id TEXT PRIMARY KEY,
+        ticket_id TEXT NOT NULL REFERENCES tickets(id),
+        user_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX notifications_by_ticket ON notifications (ticket_id, created_at)
+",
 ];
 
 /// The `DB` binding, migrated to the latest schema.

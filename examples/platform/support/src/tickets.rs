@@ -6,6 +6,7 @@ use platform_kit::{self as kit, ApiError, Caller};
 use sdk::{Request, RequestExt as _, Response, Result, RouteContext, Sql, params};
 use serde::{Deserialize, Serialize};
 
+use crate::notifications::{self, Notification};
 use crate::{attachments, comments, input, schema};
 
 /// The status of a ticket that takes comments.
@@ -65,6 +66,14 @@ pub async fn open(mut req: Request, route: RouteContext) -> Result<Response> {
             ticket.updated_at
         ],
     )?;
+    notifications::send(
+        &route.env,
+        &Notification {
+            ticket_id: ticket.id.clone(),
+            user_id: ticket.user_id.clone(),
+            kind: "ticket_opened".into(),
+        },
+    );
     kit::created(&serde_json::json!({ "ticket": ticket }))
 }
 
@@ -91,10 +100,12 @@ pub async fn show(req: Request, route: RouteContext) -> Result<Response> {
     let ticket = visible(&db, &caller, &id)?;
     let comments = comments::of_ticket(&db, &ticket.id)?;
     let attachments = attachments::of_ticket(&db, &ticket.id)?;
+    let notifications = notifications::of_ticket(&db, &ticket.id)?;
     kit::ok(&serde_json::json!({
         "ticket": ticket,
         "comments": comments,
         "attachments": attachments,
+        "notifications": notifications,
     }))
 }
 
