@@ -210,6 +210,10 @@ upload bench-kv kv '{"bindings":[{"type":"kv_namespace","name":"CACHE","namespac
 upload bench-sql sql '{"bindings":[{"type":"d1","name":"DB","database":"bench"}]}'
 upload bench-r2 r2 '{"bindings":[{"type":"r2_bucket","name":"FILES","bucket_name":"bench"}]}'
 upload bench-hop service '{"bindings":[{"type":"service","name":"BACKEND","service":"bench-hello"}]}'
+# Typed RPC: the rpc-caller guest makes 1 call per /greet and 3 per /area, so one call
+# costs (area - greet) / 2, free of the request around it.
+upload bench-rpc-callee rpc-callee '{}'
+upload bench-rpc rpc-caller '{"bindings":[{"type":"service","name":"API","service":"bench-rpc-callee","entrypoint":"test:rpc/api"}]}'
 # One binding call repeated CALLS times in a request against none (P6: the cost of a call,
 # free of the request around it and of the JSON the example scripts above parse).
 CALLS=10
@@ -321,6 +325,8 @@ for round in $(seq "$ROUNDS"); do
     ROUNDS=1 run r2-get-4k "$DISPATCHER_PID" "$D/dispatch/bench-r2/files/object-4k"
     ROUNDS=1 run sql-point "$DISPATCHER_PID" "$D/dispatch/bench-sql/query" -s "$WORK/point-query.lua"
     ROUNDS=1 run service-hop "$DISPATCHER_PID" "$D/dispatch/bench-hop/"
+    ROUNDS=1 run rpc-one "$DISPATCHER_PID" "$D/dispatch/bench-rpc/greet?name=a"
+    ROUNDS=1 run rpc-three "$DISPATCHER_PID" "$D/dispatch/bench-rpc/area"
     ROUNDS=1 run calls-none "$DISPATCHER_PID" "$D/dispatch/bench-calls/kv?n=0"
     for call in kv sql hop; do
         ROUNDS=1 run "calls-$call" "$DISPATCHER_PID" "$D/dispatch/bench-calls/$call?n=$CALLS"
@@ -514,6 +520,10 @@ for name, label, goal in (("kv", "KV get", 10), ("sql", "SQL point query", 15),
     per_call = (med[f"calls-{name}"][3] - none) / int(env["CALLS"])
     verdict = "pass" if per_call <= goal else "MISS"
     print(f"  P6 {label:<40}{per_call:>8.1f} µs CPU   (goal <= {goal})  {verdict}")
+hop_call = (med["calls-hop"][3] - none) / int(env["CALLS"])
+rpc_call = (med["rpc-three"][3] - med["rpc-one"][3]) / 2
+print(f"  typed RPC call (a fresh callee instance, values copied)  {rpc_call:>8.1f} µs CPU;"
+      f" / the HTTP-shaped hop {rpc_call / hop_call:.2f} (goal < 0.5)  {'pass' if rpc_call < hop_call / 2 else 'MISS'}")
 hop = med["service-hop"][3] - base[3]
 print()
 print(f"service-binding hop to hello, the callee's run included: {hop:.1f} µs CPU;")

@@ -89,20 +89,22 @@ fn garbage_truncated_and_core_module_uploads_are_invalid_wasm_and_change_nothing
     still_serves_hello(&server);
 }
 
+/// An interface of another package can only be a typed-RPC import: without a service
+/// binding that serves it, the upload is refused, naming it.
 #[test]
 fn a_component_importing_an_unknown_interface_is_refused_naming_it() {
     let (server, token) = server_with_app();
     let message = expect_error(
         server.upload(&token, "app", &guest("bad-import")),
         400,
-        "invalid_wasm",
+        "bad_request",
     );
     assert!(message.contains("acme:evil/backdoor"), "{message}");
     // Refused for a new name too, and nothing was created.
     expect_error(
         server.upload(&token, "fresh", &guest("bad-import")),
         400,
-        "invalid_wasm",
+        "bad_request",
     );
     expect_error(server.get("/dispatch/fresh/"), 404, "script_not_found");
     still_serves_hello(&server);

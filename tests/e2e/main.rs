@@ -33,6 +33,7 @@ mod platform_module;
 mod queues;
 mod r2;
 mod reserved_names;
+mod rpc;
 mod sandbox;
 mod schedules;
 mod scripts;

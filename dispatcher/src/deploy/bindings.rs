@@ -9,6 +9,7 @@ use platform_names::valid_binding_name;
 use super::DeployError;
 use crate::runtime::bindings::{UploadContext, kinds, unit};
 use crate::runtime::named_handler;
+use crate::runtime::rpc::{mismatch, rpc_exports, rpc_imports};
 use crate::store::{BindingRequest, StoredBinding};
 
 const MAX_BINDINGS: usize = 64;
@@ -55,9 +56,11 @@ pub fn check(
 }
 
 impl super::Deployer {
-    /// Checks that every service binding of an upload that names an entrypoint reaches a
-    /// script exporting it: the bound script's live versions, or `uploaded` (the
-    /// upload's own component) when the script binds itself.
+    /// Checks the service bindings of an upload that name an entrypoint: a typed
+    /// interface the upload imports (RPC) must be exported, with the same types, by the
+    /// bound script's live versions (or by the upload itself when the script binds
+    /// itself); any other entrypoint must be an HTTP handler they export. And every
+    /// interface the upload imports for RPC must have such a binding.
     pub(super) async fn check_entrypoints(
         &self,
         namespace: &str,
@@ -65,34 +68,67 @@ impl super::Deployer {
         bindings: &[StoredBinding],
         uploaded: &wasmtime::component::Component,
     ) -> Result<(), DeployError> {
-        for binding in bindings.iter().filter(|b| b.kind == "service") {
+        let engine = self.runtime.engine();
+        let imports = rpc_imports(engine, uploaded);
+        fn entrypoint_of(binding: &StoredBinding) -> Option<(&str, &str)> {
             let text = |field: &str| binding.spec.get(field).and_then(|v| v.as_str());
-            let (Some(service), Some(entrypoint)) = (text("service"), text("entrypoint")) else {
+            (binding.kind == "service")
+                .then(|| text("service").zip(text("entrypoint")))
+                .flatten()
+        }
+        for import in &imports {
+            if !bindings
+                .iter()
+                .any(|b| entrypoint_of(b).is_some_and(|(_, e)| e == import.interface))
+            {
+                return Err(DeployError::InvalidBinding(format!(
+                    "the component imports `{}`: give it a service binding with \
+                     \"entrypoint\": \"{}\"",
+                    import.interface, import.interface
+                )));
+            }
+        }
+        for binding in bindings {
+            let Some((service, entrypoint)) = entrypoint_of(binding) else {
                 continue;
             };
-            let missing = || {
+            let refused = |why: String| {
                 DeployError::InvalidBinding(format!(
-                    "binding `{}`: script `{service}` does not export the entrypoint \
-                     `{entrypoint}`",
+                    "binding `{}`: script `{service}` {why}",
                     binding.name
                 ))
             };
+            let rpc = imports.iter().find(|i| i.interface == entrypoint);
+            let check = |component: &wasmtime::component::Component| match rpc {
+                Some(import) => match rpc_exports(engine, component, entrypoint) {
+                    None => Err(refused(format!("does not export `{entrypoint}`"))),
+                    Some(offered) => match mismatch(&import.functions, &offered) {
+                        Some(why) => Err(refused(format!("cannot serve `{entrypoint}`: {why}"))),
+                        None => Ok(()),
+                    },
+                },
+                None => named_handler(component, entrypoint)
+                    .map(|_| ())
+                    .ok_or_else(|| {
+                        refused(format!("does not export the entrypoint `{entrypoint}`"))
+                    }),
+            };
             if service == script {
-                named_handler(uploaded, entrypoint).ok_or_else(missing)?;
+                check(uploaded)?;
                 continue;
             }
             let deployed = self
                 .runtime
                 .index
                 .deployed(namespace, service)
-                .ok_or_else(missing)?;
+                .ok_or_else(|| refused("is not deployed".into()))?;
             for version in deployed.all() {
                 let pre = version
                     .component
                     .get(&self.runtime)
                     .await
-                    .map_err(|_| missing())?;
-                named_handler(pre.instance_pre().component(), entrypoint).ok_or_else(missing)?;
+                    .map_err(|_| refused("cannot be loaded".into()))?;
+                check(pre.instance_pre().component())?;
             }
         }
         Ok(())

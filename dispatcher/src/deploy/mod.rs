@@ -283,10 +283,26 @@ impl Deployer {
             .runtime
             .prepare(&self.store, &sha256, &version.wasm)
             .await?;
-        if let Some(bindings) = &bindings {
-            let component = pre.instance_pre().component();
-            self.check_entrypoints(&version.namespace, &version.name, bindings, component)
-                .await?;
+        let component = pre.instance_pre().component();
+        match &bindings {
+            Some(bindings) => {
+                self.check_entrypoints(&version.namespace, &version.name, bindings, component)
+                    .await?
+            }
+            None if !crate::runtime::rpc::rpc_imports(self.runtime.engine(), component)
+                .is_empty() =>
+            {
+                // The bindings the new version keeps: the newest version's.
+                let (store, ns, name) = (
+                    self.store.clone(),
+                    version.namespace.clone(),
+                    version.name.clone(),
+                );
+                let kept = blocking(move || Ok(store.live_bindings(&ns, &name)?)).await?;
+                self.check_entrypoints(&version.namespace, &version.name, &kept, component)
+                    .await?
+            }
+            None => {}
         }
         let consuming = version.consumers.as_ref().unwrap_or(&stored_consumers);
         if !consuming.is_empty()

@@ -43,6 +43,11 @@ pub struct Host {
 }
 
 impl Host {
+    /// Who runs in this store: the runtime, the script and its budget.
+    pub(super) fn egress(&self) -> &Egress {
+        &self.egress
+    }
+
     pub fn new(
         runtime: Arc<Runtime>,
         script: Arc<LoadedScript>,

@@ -21,6 +21,7 @@ mod limits;
 mod outbound;
 pub mod queue_run;
 mod report;
+pub mod rpc;
 pub mod scheduled;
 pub mod tail;
 pub mod usage;
@@ -176,6 +177,11 @@ impl Runtime {
         &self.bindings.queues
     }
 
+    /// The engine (for reading components' types).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The wall time of a scheduled or queue run whose script has no wall time of its own.
     pub fn scheduled_wall(&self) -> std::time::Duration {
         self.scheduled_wall
@@ -249,10 +255,15 @@ impl Runtime {
         &self,
         component: &wasmtime::component::Component,
     ) -> Result<ProxyPre<Host>, PrepareError> {
-        let pre = self
-            .linker
-            .instantiate_pre(component)
-            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        let imports = rpc::rpc_imports(&self.engine, component);
+        let linked = if imports.is_empty() {
+            self.linker.instantiate_pre(component)
+        } else {
+            let mut linker = self.linker.clone();
+            rpc::link_imports(&mut linker, &imports)
+                .and_then(|()| linker.instantiate_pre(component))
+        };
+        let pre = linked.map_err(|e| PrepareError::Link(format!("{e:#}")))?;
         ProxyPre::new(pre).map_err(|e| {
             PrepareError::Link(format!(
                 "{e:#} (a script must export wasi:http/incoming-handler)"

@@ -26,6 +26,8 @@ pub enum Event {
     Scheduled,
     /// A batch of a queue, delivered to its consumer.
     Queue,
+    /// A typed call from another script.
+    Rpc,
 }
 
 impl Event {
@@ -34,6 +36,7 @@ impl Event {
             Event::Fetch => "fetch",
             Event::Scheduled => "scheduled",
             Event::Queue => "queue",
+            Event::Rpc => "rpc",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Upload validation of component bytes with `wasmparser`, before anything is compiled:
 //! the bytes must be a valid component (a core module is refused with how to build a
-//! component), and every top-level import must come from an allowed package. Whether the
+//! component), and every top-level import must come from an allowed package (or be an
+//! interface of another package, for typed RPC between scripts). Whether the
 //! import's exact interface and version can be satisfied is checked afterwards: for
 //! `platform:module/*` by composition with the platform module (`compose.rs`, down to each
 //! function), for everything else by linking. Before validating, a linear pass refuses
@@ -22,7 +23,7 @@ pub enum ValidateError {
     #[error("invalid WebAssembly component: {0}")]
     Invalid(String),
     #[error(
-        "import `{0}` is not allowed: scripts may import wasi:http, wasi:io, wasi:clocks, wasi:random, wasi:cli, wasi:filesystem, wasi:sockets, platform:module and platform:worker interfaces"
+        "import `{0}` is not allowed: scripts may import wasi:http, wasi:io, wasi:clocks, wasi:random, wasi:cli, wasi:filesystem, wasi:sockets, platform:module and platform:worker interfaces, and interfaces of other packages that a service binding serves (typed RPC)"
     )]
     ImportNotAllowed(String),
     #[error(
@@ -78,9 +79,15 @@ pub fn validate_component(bytes: &[u8], limits: CodeLimits) -> Result<(), Valida
     Ok(())
 }
 
+/// An import of an allowed package, or an interface (`ns:pkg/iface`) of a package outside
+/// the host's own namespaces, which only typed RPC can serve (`rpc.rs`: a binding must).
 fn import_allowed(name: &str) -> bool {
     let package = name.split('/').next().unwrap_or(name);
-    ALLOWED_PACKAGES.contains(&package)
+    if ALLOWED_PACKAGES.contains(&package) {
+        return true;
+    }
+    let namespace = package.split(':').next().unwrap_or(package);
+    package.contains(':') && name.contains('/') && !matches!(namespace, "wasi" | "platform")
 }
 
 /// Names of the component's own imports (not those of components nested inside it).
@@ -146,4 +153,30 @@ fn check_code_size(bytes: &[u8], limits: CodeLimits) -> Result<(), ValidateError
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::import_allowed;
+
+    #[test]
+    fn host_packages_and_other_packages_interfaces_are_allowed_and_the_rest_not() {
+        assert!(import_allowed("wasi:http/types@0.2.3"));
+        assert!(import_allowed("platform:worker/kv@0.2.0"));
+        assert!(
+            import_allowed("acme:auth/api"),
+            "an interface for typed RPC"
+        );
+        assert!(import_allowed("acme:auth/api@1.0.0"));
+        assert!(
+            !import_allowed("wasi:keyvalue/store@0.2.0"),
+            "no unknown wasi package"
+        );
+        assert!(
+            !import_allowed("platform:other/x"),
+            "no unknown platform package"
+        );
+        assert!(!import_allowed("plain-function"), "not an interface");
+        assert!(!import_allowed("acme:auth"), "a package, not an interface");
+    }
 }

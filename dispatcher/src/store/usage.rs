@@ -160,6 +160,7 @@ fn event_name(stored: &str) -> &'static str {
     match stored {
         "scheduled" => "scheduled",
         "queue" => "queue",
+        "rpc" => "rpc",
         _ => "fetch",
     }
 }
