@@ -25,6 +25,12 @@ impl Env {
         Self { _private: () }
     }
 
+    /// The script's bindings, for an export of its own (an interface served to other
+    /// scripts by typed RPC), which gets no `Env` argument.
+    pub fn for_export() -> Self {
+        Self::new()
+    }
+
     /// The text of the `plain_text` binding `name`, or `None` if there is none.
     pub fn var(&self, name: &str) -> Option<String> {
         vars::get(name)

@@ -2,8 +2,9 @@
 //! that no other route takes. It removes every identity header a client sent
 //! (`X-User-Id`, `X-User-Role`, `X-App-Key`, `X-Customer-Token`, in any case and with
 //! `_` for `-`: `crate::identity`), verifies
-//! the session of a cookie or bearer token by running the first-party `auth` script
-//! in-process (its answer remembered briefly, `sessions.rs`), sets the three headers
+//! the session of a cookie or bearer token by a typed call to the first-party `auth`
+//! script in-process (`platform-services:auth/session.verify`; its answer remembered
+//! briefly, `sessions.rs`), sets the three headers
 //! from the session, and hands the request — path, query and streamed body unchanged —
 //! to the first-party script that owns its prefix. The service's answer, errors included,
 //! streams back unchanged.
@@ -15,12 +16,11 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Limited};
+
+use wasmtime::component::Val;
 
 use super::AppState;
 use super::dispatch::{self, Target};
@@ -34,9 +34,6 @@ const SESSION_HEADERS: [&str; 3] = [identity::USER_ID, identity::USER_ROLE, iden
 
 /// Where a session ends; the gateway forgets it first.
 const LOGOUT_PATH: &str = "/auth/logout";
-
-/// Largest `get-session` answer the gateway reads.
-const MAX_SESSION_BYTES: usize = 16 << 10;
 
 /// Who may call a prefix, as far as the gateway checks.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -68,18 +65,11 @@ const ROUTES: &[(&str, &str, Access)] = &[
 /// carries a signature, not a session.
 const PUBLIC_PATHS: &[(Method, &str)] = &[(Method::POST, "/payment/webhook")];
 
-#[derive(serde::Deserialize)]
-struct SessionEnvelope {
-    data: Session,
-}
-
 /// What `auth` said about the credentials a request presented.
 enum Verified {
     Session(Session),
     /// No such session, or it expired or was ended.
     NoSession,
-    /// `auth` itself failed; its answer is the client's.
-    AuthFailed(Response),
 }
 
 /// Every request no other route took.
@@ -130,7 +120,6 @@ async fn route(state: &AppState, mut request: Request) -> Result<Response, ApiEr
             let (remembered, session) = match verify_session(state, request.headers()).await? {
                 Verified::Session(session) => (Remembered::Session(session.clone()), Some(session)),
                 Verified::NoSession => (Remembered::NoSession, None),
-                Verified::AuthFailed(answer) => return Ok(answer),
             };
             if !logging_out {
                 state.sessions.insert(key, remembered);
@@ -174,36 +163,55 @@ fn inject_identity(headers: &mut HeaderMap, session: &Session) -> Result<(), Api
     Ok(())
 }
 
-/// Asks `auth` whose session the request's cookie or bearer token is.
+/// The interface `auth` answers the gateway's question on (typed RPC, `rpc.rs`).
+const AUTH_SESSION: (&str, &str) = ("platform-services:auth/session", "verify");
+
+/// Asks `auth` whose session the request's cookie or bearer token is: one typed call
+/// with the `Authorization` and `Cookie` headers, answered with the identity or none.
 async fn verify_session(state: &AppState, headers: &HeaderMap) -> Result<Verified, ApiError> {
     let auth = dispatch::resolve(state, &Target::Platform("auth"))?
         .pick(None)
         .clone();
-    let mut ask = hyper::Request::builder()
-        .method(Method::GET)
-        .uri("http://auth/auth/get-session");
-    for name in [header::AUTHORIZATION, header::COOKIE] {
-        for value in headers.get_all(&name) {
-            ask = ask.header(&name, value);
-        }
-    }
-    let ask = ask
-        .body(http_body_util::Full::new(Bytes::new()))
-        .map_err(|e| ApiError::BadRequest(format!("invalid credentials header: {e}")))?;
-    let answer = state.runtime.invoke(auth, ask).await?;
-    let status = answer.status();
-    if status == http::StatusCode::UNAUTHORIZED {
-        return Ok(Verified::NoSession);
-    }
-    if !status.is_success() {
-        return Ok(Verified::AuthFailed(answer.map(Body::new)));
-    }
-    let body = Limited::new(answer.into_body(), MAX_SESSION_BYTES)
-        .collect()
+    let text = |value: &HeaderValue| Val::String(String::from_utf8_lossy(value.as_bytes()).into());
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| Box::new(text(v)));
+    let cookies = headers.get_all(header::COOKIE).iter().map(text).collect();
+    let params = vec![Val::Option(authorization), Val::List(cookies)];
+    let answer = state
+        .runtime
+        .call_export(auth, AUTH_SESSION, params)
         .await
-        .map_err(|e| ApiError::Internal(format!("reading auth's session answer: {e}")))?
-        .to_bytes();
-    let envelope: SessionEnvelope = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::Internal(format!("auth's session answer: {e}")))?;
-    Ok(Verified::Session(envelope.data))
+        .map_err(|why| ApiError::Internal(format!("auth: {why}")))?;
+    match answer.first() {
+        Some(Val::Result(Ok(Some(found)))) => match found.as_ref() {
+            Val::Option(None) => Ok(Verified::NoSession),
+            Val::Option(Some(identity)) => identity_of(identity)
+                .map(Verified::Session)
+                .ok_or_else(|| ApiError::Internal("auth answered a malformed identity".into())),
+            _ => Err(ApiError::Internal(
+                "auth answered a malformed session".into(),
+            )),
+        },
+        Some(Val::Result(Err(Some(why)))) => Err(ApiError::Internal(format!("auth: {why:?}"))),
+        _ => Err(ApiError::Internal("auth answered no session result".into())),
+    }
+}
+
+/// The session of `auth`'s `identity` record.
+fn identity_of(identity: &Val) -> Option<Session> {
+    let Val::Record(fields) = identity else {
+        return None;
+    };
+    let field = |name: &str| {
+        fields.iter().find_map(|(n, v)| match v {
+            Val::String(text) if n == name => Some(text.clone()),
+            _ => None,
+        })
+    };
+    Some(Session {
+        user_id: field("user-id")?,
+        role: field("role")?,
+        app_key: field("app-key")?,
+    })
 }

@@ -247,6 +247,21 @@ fn error_value(ty: &ComponentFunc, why: &str) -> Option<Val> {
 }
 
 impl Runtime {
+    /// A typed call from outside any script (the gateway asking `auth`): admitted
+    /// against the callee's tenant share like a request, with its own limits.
+    pub async fn call_export(
+        self: &Arc<Self>,
+        callee: Arc<LoadedScript>,
+        export: (&str, &str),
+        params: Vec<Val>,
+    ) -> Result<Vec<Val>, String> {
+        let Some(_admitted) = self.admission.admit(&callee).await else {
+            return Err(InvokeError::Overloaded.public_message());
+        };
+        let budget = Budget::root(callee.limits);
+        self.run_rpc(callee, budget, export, params).await
+    }
+
     /// Runs `function` of `interface` of `callee` with `params` in a fresh instance: its
     /// results, or why there are none (what the caller may be told).
     pub async fn run_rpc(

@@ -1,7 +1,9 @@
 //! The `auth` service: accounts (email, Argon2id password hash, role, app), sessions
-//! and who is calling. The gateway asks `GET /auth/get-session` for every request that
-//! carries a session cookie or bearer token and turns the answer into the identity
-//! headers the other services trust. Routes and answers: `examples/platform/README.md`.
+//! and who is calling. The gateway asks `platform-services:auth/session.verify` (typed
+//! RPC, `wit/world.wit`) for every request that carries a session cookie or bearer token
+//! and turns the answer into the identity headers the other services trust; `GET
+//! /auth/get-session` answers the same over HTTP. Routes and answers:
+//! `examples/platform/README.md`.
 
 mod password;
 mod session;
@@ -10,6 +12,37 @@ mod users;
 
 use platform_kit as kit;
 use sdk::{Context, Env, Request, Response, Result, Router};
+
+mod rpc {
+    wit_bindgen::generate!({ path: "wit", world: "platform-services:auth/auth" });
+}
+
+use rpc::exports::platform_services::auth::session::{Guest, Identity};
+
+/// The gateway's question, by typed RPC.
+struct SessionApi;
+
+impl Guest for SessionApi {
+    fn verify(
+        authorization: Option<String>,
+        cookies: Vec<String>,
+    ) -> std::result::Result<Option<Identity>, String> {
+        let cookies: Vec<&str> = cookies.iter().map(String::as_str).collect();
+        let Some(token) = session::token_from(authorization.as_deref(), &cookies) else {
+            return Ok(None);
+        };
+        let db = Env::for_export().sql("DB");
+        kit::migrate(&db, MIGRATIONS).map_err(|e| format!("{e:#}"))?;
+        let found = session::identity_of(&db, &token).map_err(|e| format!("{e:#}"))?;
+        Ok(found.map(|(user_id, role, app_key)| Identity {
+            user_id,
+            role,
+            app_key,
+        }))
+    }
+}
+
+rpc::export!(SessionApi with_types_in rpc);
 
 /// The schema, one entry per version (see `kit::migrate`).
 const MIGRATIONS: &[&str] = &[

@@ -125,18 +125,36 @@ pub async fn whoami(req: Request, _route: RouteContext) -> Result<Response> {
 
 /// The session token of `req`: `Authorization: Bearer …` first, else the `session` cookie.
 fn presented_token(req: &Request) -> Option<String> {
-    if let Some(bearer) = req
-        .header("authorization")
-        .and_then(|value| value.strip_prefix("Bearer "))
-    {
-        return Some(bearer.trim().to_owned());
-    }
-    req.headers()
+    let cookies: Vec<&str> = req
+        .headers()
         .get_all("cookie")
         .iter()
         .filter_map(|value| value.to_str().ok())
+        .collect();
+    token_from(req.header("authorization"), &cookies)
+}
+
+/// The session token of an `Authorization` header (`Bearer …`, first) or of `Cookie`
+/// headers (`session=…`).
+pub fn token_from(authorization: Option<&str>, cookies: &[&str]) -> Option<String> {
+    if let Some(bearer) = authorization.and_then(|value| value.strip_prefix("Bearer ")) {
+        return Some(bearer.trim().to_owned());
+    }
+    cookies
+        .iter()
         .flat_map(|value| value.split(';'))
         .find_map(|pair| pair.trim().strip_prefix("session="))
         .filter(|token| !token.is_empty())
         .map(str::to_owned)
+}
+
+/// The valid session `token` names: (user id, role, app key).
+pub fn identity_of(db: &sdk::Sql, token: &str) -> Result<Option<(String, String, String)>> {
+    let session: Option<Session> = db.first(
+        "SELECT u.id AS user_id, u.role, u.app_key, u.email, s.expires_at \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.token_sha256 = ? AND s.expires_at > ?",
+        params![kit::sha256_hex(token), kit::now()],
+    )?;
+    Ok(session.map(|s| (s.user_id, s.role, s.app_key)))
 }
