@@ -1,7 +1,7 @@
 //! Queue delivery: the task that hands each queue's messages to its consumer. Every
-//! `TICK` it asks the queue store which queues have messages ready; a queue whose
-//! consumer is idle gets a batch once it holds `max_batch_size` ready messages or its
-//! oldest ready one has waited `max_batch_timeout_ms`. The batch is leased (hidden) for
+//! `TICK` it looks at the queues that have an idle consumer (one bounded index seek each);
+//! such a queue gets a batch once it holds `max_batch_size` ready messages or its oldest
+//! ready one has waited `max_batch_timeout_ms`. The batch is leased (hidden) for
 //! the run's wall time and a minute more, and run on the consumer's live deployment.
 //! Then each message is acked (deleted) or retried: ready again after the delay the
 //! consumer asked for, or a backoff of 2^attempts seconds (at most 5 minutes); past
@@ -51,24 +51,40 @@ pub fn spawn(deployer: Deployer) {
             if consumers.is_empty() {
                 continue;
             }
+            // Only the queues that have a consumer are looked at, each by one bounded
+            // index seek: a queue nobody consumes costs nothing however long it is.
+            let idle: Vec<StoredConsumer> = {
+                let running = running.lock().expect("queue lock");
+                consumers
+                    .iter()
+                    .filter(|(key, _)| !running.contains(*key))
+                    .map(|(_, consumer)| consumer.clone())
+                    .collect()
+            };
             let queues = deployer.runtime.queues().clone();
             let now = now_ms();
-            let ready = match tokio::task::spawn_blocking(move || queues.store.ready(now)).await {
-                Ok(Ok(ready)) => ready,
-                _ => continue,
-            };
-            for (owner, queue, count, earliest) in ready {
-                let key = (owner, queue);
-                let Some(consumer) = consumers.get(&key) else {
-                    continue;
-                };
-                let full = count >= u64::from(consumer.spec.max_batch_size);
-                let waited = now - earliest >= i64::from(consumer.spec.max_batch_timeout_ms);
-                if !(full || waited) || !running.lock().expect("queue lock").insert(key.clone()) {
+            let due = tokio::task::spawn_blocking(move || {
+                idle.into_iter()
+                    .filter(|c| {
+                        let key = (c.owner.as_str(), c.spec.queue.as_str());
+                        match queues.store.ready(key, now, c.spec.max_batch_size) {
+                            Ok((count, Some(earliest))) => {
+                                count >= u64::from(c.spec.max_batch_size)
+                                    || now - earliest >= i64::from(c.spec.max_batch_timeout_ms)
+                            }
+                            _ => false,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            for consumer in due {
+                let key = (consumer.owner.clone(), consumer.spec.queue.clone());
+                if !running.lock().expect("queue lock").insert(key.clone()) {
                     continue;
                 }
-                let (deployer, running, consumer) =
-                    (deployer.clone(), running.clone(), consumer.clone());
+                let (deployer, running) = (deployer.clone(), running.clone());
                 tokio::spawn(async move {
                     deliver(&deployer, &consumer).await;
                     running.lock().expect("queue lock").remove(&key);

@@ -70,7 +70,6 @@ impl QueueStore {
                  visible_at INTEGER NOT NULL
              );
              CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (owner, queue, visible_at);
-             CREATE INDEX IF NOT EXISTS messages_by_time ON messages (visible_at);
              CREATE TABLE IF NOT EXISTS queue_totals (
                  owner TEXT NOT NULL,
                  queue TEXT NOT NULL,
@@ -140,23 +139,25 @@ impl QueueStore {
         Ok(())
     }
 
-    /// The queues with messages ready at `now_ms`: (owner, queue, ready count, earliest
-    /// time one became ready).
-    pub fn ready(&self, now_ms: i64) -> rusqlite::Result<Vec<(String, String, u64, i64)>> {
+    /// How many messages of a queue are ready at `now_ms`, counted up to `limit`, and
+    /// when the earliest became ready: an index seek that reads at most `limit` rows,
+    /// however long the queue.
+    pub fn ready(
+        &self,
+        (owner, queue): (&str, &str),
+        now_ms: i64,
+        limit: u32,
+    ) -> rusqlite::Result<(u64, Option<i64>)> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT owner, queue, COUNT(*), MIN(visible_at) FROM messages
-             WHERE visible_at <= ?1 GROUP BY owner, queue",
+            "SELECT visible_at FROM messages
+             WHERE owner = ?1 AND queue = ?2 AND visible_at <= ?3
+             ORDER BY visible_at LIMIT ?4",
         )?;
-        let rows = stmt.query_map(params![now_ms], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get::<_, i64>(2)? as u64,
-                row.get(3)?,
-            ))
-        })?;
-        rows.collect()
+        let times: Vec<i64> = stmt
+            .query_map(params![owner, queue, now_ms, limit], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok((times.len() as u64, times.first().copied()))
     }
 
     /// Leases up to `max` ready messages of a queue until `lease_until_ms`.
