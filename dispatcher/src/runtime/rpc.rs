@@ -45,20 +45,29 @@ pub fn rpc_imports(engine: &Engine, component: &Component) -> Vec<RpcImport> {
         .component_type()
         .imports(engine)
         .filter(|(name, _)| !is_host_interface(name))
-        .filter_map(|(name, item)| match item.ty {
-            ComponentItem::ComponentInstance(instance) => Some(RpcImport {
+        .filter_map(|(name, item)| {
+            Some(RpcImport {
                 interface: name.to_string(),
-                functions: instance
-                    .exports(engine)
-                    .filter_map(|(func, item)| match item.ty {
-                        ComponentItem::ComponentFunc(ty) => Some((func.to_string(), ty)),
-                        _ => None,
-                    })
-                    .collect(),
-            }),
-            _ => None,
+                functions: functions_of(engine, item.ty)?,
+            })
         })
         .collect()
+}
+
+/// The functions of an instance type (`None` for anything else).
+fn functions_of(engine: &Engine, item: ComponentItem) -> Option<Vec<(String, ComponentFunc)>> {
+    let ComponentItem::ComponentInstance(instance) = item else {
+        return None;
+    };
+    Some(
+        instance
+            .exports(engine)
+            .filter_map(|(func, item)| match item.ty {
+                ComponentItem::ComponentFunc(ty) => Some((func.to_string(), ty)),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 /// The functions `component` exports under `interface`, if it does.
@@ -71,18 +80,7 @@ pub fn rpc_exports(
         .component_type()
         .exports(engine)
         .find(|(name, _)| *name == interface)
-        .and_then(|(_, item)| match item.ty {
-            ComponentItem::ComponentInstance(instance) => Some(
-                instance
-                    .exports(engine)
-                    .filter_map(|(func, item)| match item.ty {
-                        ComponentItem::ComponentFunc(ty) => Some((func.to_string(), ty)),
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            _ => None,
-        })
+        .and_then(|(_, item)| functions_of(engine, item.ty))
 }
 
 /// Why the import `wanted` cannot be served by the export `offered` (`None` when it can).
