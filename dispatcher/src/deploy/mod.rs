@@ -292,13 +292,13 @@ impl Deployer {
             None if !crate::runtime::rpc::rpc_imports(self.runtime.engine(), component)
                 .is_empty() =>
             {
-                // The bindings the new version keeps: the newest version's.
+                // The bindings the new version keeps: the newest version's (`put_script`).
                 let (store, ns, name) = (
                     self.store.clone(),
                     version.namespace.clone(),
                     version.name.clone(),
                 );
-                let kept = blocking(move || Ok(store.live_bindings(&ns, &name)?)).await?;
+                let kept = blocking(move || Ok(store.newest_bindings(&ns, &name)?)).await?;
                 self.check_entrypoints(&version.namespace, &version.name, &kept, component)
                     .await?
             }

@@ -191,4 +191,21 @@ impl Store {
             None => Ok(Vec::new()),
         }
     }
+
+    /// The bindings of the script's newest version: what an upload that gives none keeps.
+    pub fn newest_bindings(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<StoredBinding>, StoreError> {
+        let newest = {
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            super::versions::newest_version(&tx, namespace, name)?
+        };
+        match newest {
+            Some(version) => self.stored_bindings(namespace, name, &version),
+            None => Ok(Vec::new()),
+        }
+    }
 }
