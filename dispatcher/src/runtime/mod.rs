@@ -14,6 +14,7 @@ pub mod compile_worker;
 pub mod compose;
 mod cpu;
 pub mod engine;
+mod export_run;
 mod host;
 mod index;
 mod invoke;

@@ -21,9 +21,7 @@ use wasmtime::component::{Component, Linker, Type, Val};
 use wasmtime::{Engine, StoreContextMut};
 
 use super::bindings::ServiceTarget;
-use super::capture::LogCapture;
-use super::cpu::Metered;
-use super::invoke::{InvokeError, describe_failure, log_console};
+use super::invoke::{InvokeError, describe_failure};
 use super::limits::Budget;
 use super::report::{Event, RunReport};
 use super::{Host, LoadedScript, Runtime};
@@ -272,59 +270,38 @@ impl Runtime {
         let report = RunReport::for_event(self, &callee, Event::Rpc, || {
             ("RPC".into(), format!("{interface}.{function}"))
         });
-        let pre = match callee.component.get(self).await {
-            Ok(pre) => pre.clone(),
-            Err(reason) => {
-                let error = InvokeError::Unavailable(reason.to_string());
-                report.failed(&error);
-                return Err(error.public_message());
-            }
-        };
-        let logs = LogCapture::new(self.log_capacity);
-        let mut store = self.fresh_store(&callee, &logs, &budget, None);
+        let pre = self
+            .component_for_run(&callee, &report)
+            .await
+            .map_err(|error| error.public_message())?;
         let run_budget = budget.clone();
         let (interface_name, function_name) = (interface.to_string(), function.to_string());
-        let run = async move {
-            let component = pre.instance_pre().component();
-            let index = component
-                .get_export_index(None, &interface_name)
-                .and_then(|i| component.get_export_index(Some(&i), &function_name))
-                .ok_or_else(|| {
-                    InvokeError::ScriptError(format!(
-                        "it does not export `{interface_name}.{function_name}`"
-                    ))
-                })?;
-            let instance = pre
-                .instance_pre()
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| describe_failure(e, &run_budget, "instantiation failed: "))?;
-            let func = instance
-                .get_func(&mut store, index)
-                .ok_or_else(|| InvokeError::ScriptError("no such function".into()))?;
-            let mut results = vec![Val::Bool(false); func.ty(&store).results().len()];
-            func.call_async(&mut store, &params, &mut results)
-                .await
-                .map_err(|e| describe_failure(e, &run_budget, ""))?;
-            Ok(results)
-        };
-        let metered = Metered::new(
-            run,
-            budget.clone(),
-            &self.heavy_lane,
-            callee.cpu_history.clone(),
-        );
-        let result = tokio::time::timeout_at(budget.deadline, metered)
-            .await
-            .unwrap_or(Err(InvokeError::WallTime));
-        let failed = result.as_ref().err();
-        let lines = log_console(&callee, &logs, failed, &report.request_id);
-        let lines = if report.wants_logs() {
-            lines
-        } else {
-            Vec::new()
-        };
-        report.finished(failed, &budget, lines);
+        let result = self
+            .run_metered(&callee, &report, &budget, |mut store| async move {
+                let component = pre.instance_pre().component();
+                let index = component
+                    .get_export_index(None, &interface_name)
+                    .and_then(|i| component.get_export_index(Some(&i), &function_name))
+                    .ok_or_else(|| {
+                        InvokeError::ScriptError(format!(
+                            "it does not export `{interface_name}.{function_name}`"
+                        ))
+                    })?;
+                let instance = pre
+                    .instance_pre()
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| describe_failure(e, &run_budget, "instantiation failed: "))?;
+                let func = instance
+                    .get_func(&mut store, index)
+                    .ok_or_else(|| InvokeError::ScriptError("no such function".into()))?;
+                let mut results = vec![Val::Bool(false); func.ty(&store).results().len()];
+                func.call_async(&mut store, &params, &mut results)
+                    .await
+                    .map_err(|e| describe_failure(e, &run_budget, ""))?;
+                Ok(results)
+            })
+            .await;
         result.map_err(|error| {
             format!(
                 "the called script: {} (request {})",

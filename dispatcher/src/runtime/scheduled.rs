@@ -6,14 +6,10 @@
 //! script a wall time.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use wasmtime::component::{ComponentExportIndex, ComponentType, Lower};
 
-use super::capture::LogCapture;
-use super::cpu::Metered;
-use super::invoke::{InvokeError, RunFailure, describe_failure, log_console};
-use super::limits::{Budget, Limits};
+use super::invoke::{InvokeError, RunFailure, describe_failure};
 use super::report::{Event, RunReport};
 use super::{LoadedScript, Runtime};
 
@@ -63,68 +59,50 @@ impl Runtime {
                 error,
             }
         };
-        let Some(admitted) = self.admission.admit(&script).await else {
+        let Some(_admitted) = self.admission.admit(&script).await else {
             return Err(failure(InvokeError::Overloaded));
         };
-        let pre = match script.component.get(self).await {
-            Ok(pre) => pre.clone(),
-            Err(reason) => return Err(failure(InvokeError::Unavailable(reason.to_string()))),
-        };
+        let pre = self
+            .component_for_run(&script, &report)
+            .await
+            .map_err(|error| RunFailure {
+                request_id: report.request_id.clone(),
+                error,
+            })?;
         let Some(handler) = scheduled_handler(pre.instance_pre().component()) else {
             return Err(failure(InvokeError::ScriptError(format!(
                 "the script does not export {SCHEDULED_INTERFACE}"
             ))));
         };
-        let wall = script
-            .settings
-            .limits
-            .wall_ms
-            .map_or(self.scheduled_wall, Duration::from_millis);
-        let budget = Budget::root(Limits {
-            wall,
-            ..script.limits
-        });
-        let logs = LogCapture::new(self.log_capacity);
-        let mut store = self.fresh_store(&script, &logs, &budget, None);
+        let budget = self.background_budget(&script);
         let event = ScheduledEvent {
             cron: cron.to_string(),
             scheduled_time: scheduled_ms,
         };
         let run_budget = budget.clone();
-        let run = async move {
-            let instance = pre
-                .instance_pre()
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| describe_failure(e, &run_budget, "instantiation failed: "))?;
-            let handle = instance
-                .get_typed_func::<(ScheduledEvent,), (Result<(), String>,)>(&mut store, &handler)
-                .map_err(|e| InvokeError::ScriptError(format!("{SCHEDULED_INTERFACE}: {e:#}")))?;
-            let (answer,) = handle
-                .call_async(&mut store, (event,))
-                .await
-                .map_err(|e| describe_failure(e, &run_budget, ""))?;
-            answer
-                .map_err(|e| InvokeError::ScriptError(format!("the scheduled handler failed: {e}")))
-        };
-        let metered = Metered::new(
-            run,
-            budget.clone(),
-            &self.heavy_lane,
-            script.cpu_history.clone(),
-        );
-        let result = tokio::time::timeout_at(budget.deadline, metered)
-            .await
-            .unwrap_or(Err(InvokeError::WallTime));
-        drop(admitted);
-        let failed = result.as_ref().err();
-        let lines = log_console(&script, &logs, failed, &report.request_id);
-        let lines = if report.wants_logs() {
-            lines
-        } else {
-            Vec::new()
-        };
-        report.finished(failed, &budget, lines);
+        let result = self
+            .run_metered(&script, &report, &budget, |mut store| async move {
+                let instance = pre
+                    .instance_pre()
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| describe_failure(e, &run_budget, "instantiation failed: "))?;
+                let handle = instance
+                    .get_typed_func::<(ScheduledEvent,), (Result<(), String>,)>(
+                        &mut store, &handler,
+                    )
+                    .map_err(|e| {
+                        InvokeError::ScriptError(format!("{SCHEDULED_INTERFACE}: {e:#}"))
+                    })?;
+                let (answer,) = handle
+                    .call_async(&mut store, (event,))
+                    .await
+                    .map_err(|e| describe_failure(e, &run_budget, ""))?;
+                answer.map_err(|e| {
+                    InvokeError::ScriptError(format!("the scheduled handler failed: {e}"))
+                })
+            })
+            .await;
         let cpu_ms = budget.cpu_used().as_secs_f64() * 1e3;
         match result {
             Ok(()) => Ok(ScheduledRun {
