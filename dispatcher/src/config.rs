@@ -126,6 +126,9 @@ pub struct Config {
     /// Largest compiled artifact of one component, in MiB (`400 compile_too_large` past
     /// it): the server maps all of it for as long as the script is deployed.
     pub max_artifact_mb: u64,
+    /// Largest the compiled-function cache compiles share may grow, in MiB
+    /// (`code-cache.pack` in the data directory); 0 compiles every function anew.
+    pub code_cache_mb: u64,
     /// Most a customer may store in its `r2_bucket` buckets, all together, in GiB (a put
     /// past it fails with `limit-exceeded` and stores nothing).
     pub max_bucket_gb: u64,
@@ -197,6 +200,9 @@ impl Default for Config {
             // componentize-py (18 MB) components compile to 35-37 MB; a bomb of tiny
             // functions is 50x its upload.
             max_artifact_mb: 512,
+            // The engine code of componentize-js takes about 40 MiB, componentize-py's
+            // about 60: room for a few toolchains and their versions.
+            code_cache_mb: 256,
             max_bucket_gb: 10,
             max_bucket_mb: None,
             max_wasm_functions: 100_000,
@@ -270,6 +276,7 @@ impl Config {
                 max_concurrent: self.max_concurrent_compiles,
                 queue_timeout: Duration::from_millis(self.compile_queue_ms),
                 max_artifact_bytes: self.max_artifact_mb << 20,
+                code_cache_bytes: self.code_cache_mb << 20,
             },
             code: CodeLimits {
                 max_functions: self.max_wasm_functions,

@@ -11,7 +11,10 @@ pub struct Counter(AtomicU64);
 
 impl Counter {
     pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.inc_by(1);
+    }
+    pub fn inc_by(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
     }
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
@@ -90,6 +93,9 @@ pub struct Metrics {
     pub compiles: Counter,
     pub artifact_cache_hits: Counter,
     pub artifact_rebuilds: Counter,
+    /// Functions the compiled-function cache gave compiles, and functions it lacked.
+    pub code_cache_hits: Counter,
+    pub code_cache_misses: Counter,
     requests: [Counter; Outcome::ALL.len()],
     /// Of those, the runs of Cron Triggers.
     scheduled: [Counter; Outcome::ALL.len()],
@@ -168,6 +174,16 @@ impl Metrics {
             "dispatcher_artifact_rebuilds_total",
             "Artifacts found missing, corrupted or incompatible and rebuilt.",
             self.artifact_rebuilds.get(),
+        );
+        counter(
+            "dispatcher_code_cache_hits_total",
+            "Functions whose compiled code a compile took from the compiled-function cache.",
+            self.code_cache_hits.get(),
+        );
+        counter(
+            "dispatcher_code_cache_misses_total",
+            "Functions compiled because the compiled-function cache lacked them.",
+            self.code_cache_misses.get(),
         );
         let _ = writeln!(
             out,

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::compile_cage::{CompileCage, CompileError, Queue};
+use super::compile_cage::{CompileCage, CompileError, Compiled, Queue};
 use super::compose::{ComposeError, PlatformModule};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, sha256_file_hex, sha256_hex, write_durably};
@@ -132,9 +132,8 @@ impl ArtifactCache {
         metrics: &Metrics,
         pending: &Pending,
     ) -> Result<Vec<u8>, ArtifactError> {
-        let artifact = self.cage.compile(&pending.source, Queue::Bounded).await?;
-        metrics.compiles.inc();
-        Ok(artifact)
+        let compiled = self.cage.compile(&pending.source, Queue::Bounded).await?;
+        Ok(counted(metrics, compiled))
     }
 
     /// Stores an artifact `compile` produced durably, records its digest, and loads it
@@ -190,10 +189,10 @@ impl ArtifactCache {
         let wasm = store.read_blob(wasm_sha256)?;
         let composed = self.platform.compose(&wasm)?;
         let pending = self.pending(&wasm, composed);
-        let artifact = self
+        let compiled = self
             .cage
             .compile_blocking(&pending.source, Queue::Unbounded)?;
-        metrics.compiles.inc();
+        let artifact = counted(metrics, compiled);
         match self.keep(store, wasm_sha256, &pending.key, &artifact) {
             Ok(()) => self.load_kept(engine, wasm_sha256, &pending.key, &artifact),
             Err(error) => {
@@ -241,6 +240,14 @@ impl ArtifactCache {
         }
         Err("no artifact recorded for this engine and platform module".into())
     }
+}
+
+/// Counts a compile, and what the code cache saved it; its artifact.
+fn counted(metrics: &Metrics, compiled: Compiled) -> Vec<u8> {
+    metrics.compiles.inc();
+    metrics.code_cache_hits.inc_by(compiled.cache.hits);
+    metrics.code_cache_misses.inc_by(compiled.cache.misses);
+    compiled.artifact
 }
 
 /// Loads an artifact a worker of this very binary produced a moment ago.

@@ -6,7 +6,8 @@
 //! went away) kills its child. The server's own memory never holds a compile's peak, only
 //! the artifact it gets back, and no artifact over the artifact limit. The worker offers
 //! itself to the kernel's OOM killer first, so a machine out of memory loses the compile,
-//! not the server.
+//! not the server. Workers compile through the shared compiled-function cache
+//! (`code_cache.rs`) when one is configured, and say what it saved.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::Semaphore;
 
+use super::code_cache::{CacheStats, CodeCacheSpec};
 use super::compile_worker::{COMPILE_FAILED, WorkerSpec};
 use super::engine::EngineLimits;
 
@@ -33,6 +35,8 @@ pub struct CompileLimits {
     pub queue_timeout: Duration,
     /// Largest compiled artifact kept, in bytes: the server maps all of it to run it.
     pub max_artifact_bytes: u64,
+    /// Largest the compiled-function cache may grow, in bytes; 0 for none.
+    pub code_cache_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +69,17 @@ pub enum Queue {
     Unbounded,
 }
 
+/// A worker's artifact, and what the code cache saved it.
+#[derive(Debug)]
+pub struct Compiled {
+    pub artifact: Vec<u8>,
+    pub cache: CacheStats,
+}
+
 pub struct CompileCage {
     limits: CompileLimits,
     engine: EngineLimits,
+    code_cache: Option<CodeCacheSpec>,
     slots: Semaphore,
     /// Compiler threads per worker: the machine's cores shared among the compiles that
     /// may run at once.
@@ -75,7 +87,11 @@ pub struct CompileCage {
 }
 
 impl CompileCage {
-    pub fn new(limits: CompileLimits, engine: EngineLimits) -> CompileCage {
+    pub fn new(
+        limits: CompileLimits,
+        engine: EngineLimits,
+        code_cache: Option<CodeCacheSpec>,
+    ) -> CompileCage {
         let max_concurrent = limits.max_concurrent.max(1);
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         CompileCage {
@@ -83,11 +99,12 @@ impl CompileCage {
             threads: (cores / max_concurrent).max(1),
             limits,
             engine,
+            code_cache,
         }
     }
 
     /// Compiles `source` in a worker; the serialized artifact.
-    pub async fn compile(&self, source: &[u8], queue: Queue) -> Result<Vec<u8>, CompileError> {
+    pub async fn compile(&self, source: &[u8], queue: Queue) -> Result<Compiled, CompileError> {
         let _slot = match queue {
             Queue::Unbounded => self.slots.acquire().await.ok(),
             Queue::Bounded => tokio::time::timeout(self.limits.queue_timeout, self.slots.acquire())
@@ -104,13 +121,13 @@ impl CompileCage {
     }
 
     /// `compile` from blocking code running on the async runtime's blocking pool.
-    pub fn compile_blocking(&self, source: &[u8], queue: Queue) -> Result<Vec<u8>, CompileError> {
+    pub fn compile_blocking(&self, source: &[u8], queue: Queue) -> Result<Compiled, CompileError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| CompileError::Worker(e.to_string()))?;
         runtime.block_on(self.compile(source, queue))
     }
 
-    async fn run_worker(&self, source: &[u8]) -> Result<Vec<u8>, CompileError> {
+    async fn run_worker(&self, source: &[u8]) -> Result<Compiled, CompileError> {
         let spec = WorkerSpec {
             engine: self.engine.clone(),
             memory_bytes: self.limits.memory_bytes,
@@ -120,6 +137,7 @@ impl CompileCage {
                 .as_secs()
                 .saturating_add(1)
                 .saturating_mul(self.threads as u64),
+            code_cache: self.code_cache.clone(),
         };
         let spec = serde_json::to_string(&spec).map_err(|e| CompileError::Worker(e.to_string()))?;
         let worker_error = |e: std::io::Error| CompileError::Worker(e.to_string());
@@ -172,11 +190,17 @@ impl CompileCage {
         status: std::process::ExitStatus,
         artifact: Vec<u8>,
         message: &str,
-    ) -> Result<Vec<u8>, CompileError> {
+    ) -> Result<Compiled, CompileError> {
         use std::os::unix::process::ExitStatusExt as _;
         let message = message.trim();
         if status.success() {
-            return Ok(artifact);
+            // The last line of a successful worker's stderr is its cache report.
+            let cache = message
+                .lines()
+                .last()
+                .and_then(|line| serde_json::from_str(line).ok())
+                .unwrap_or_default();
+            return Ok(Compiled { artifact, cache });
         }
         match (status.code(), status.signal()) {
             (Some(COMPILE_FAILED), _) => Err(CompileError::Failed(message.to_string())),
@@ -224,13 +248,14 @@ mod tests {
             max_concurrent: 1,
             queue_timeout: Duration::from_secs(10),
             max_artifact_bytes: 512 << 20,
+            code_cache_bytes: 0,
         };
         let engine = EngineLimits {
             max_instances: 1,
             max_memory_bytes: 1 << 20,
             guest_memory_bytes: 1 << 20,
         };
-        CompileCage::new(limits, engine)
+        CompileCage::new(limits, engine, None)
     }
 
     fn died_of(signal: i32) -> CompileError {
@@ -260,7 +285,13 @@ mod tests {
             "bad type\n",
         );
         assert!(matches!(failed, Err(CompileError::Failed(m)) if m == "bad type"));
-        let ok = cage().outcome(ExitStatus::from_raw(0), vec![1, 2], "");
-        assert_eq!(ok.unwrap(), vec![1, 2]);
+        let ok = cage().outcome(
+            ExitStatus::from_raw(0),
+            vec![1, 2],
+            "{\"hits\":3,\"misses\":4}\n",
+        );
+        let ok = ok.unwrap();
+        assert_eq!(ok.artifact, vec![1, 2]);
+        assert_eq!(ok.cache, CacheStats { hits: 3, misses: 4 });
     }
 }

@@ -5,12 +5,17 @@
 //! A compile error is written to stderr with exit status 1; running out of memory aborts
 //! the process (the allocator's failure), the CPU limit kills it (SIGXCPU, then SIGKILL),
 //! and when the machine runs out of memory the OOM killer takes it first (SIGKILL).
+//! With a code cache (`code_cache.rs`) it compiles through it, writes it back after the
+//! artifact, and ends a successful compile with one JSON line of [`CacheStats`] on
+//! stderr.
 
 use std::io::{Read as _, Write as _};
+use std::sync::Arc;
 
 use rustix::process::{Resource, Rlimit, Signal};
 
-use super::engine::{EngineLimits, compile_engine};
+use super::code_cache::{CacheStats, CodeCache, CodeCacheSpec};
+use super::engine::{EngineLimits, compatibility_hash, compile_engine};
 
 /// What a worker is told on its command line (one JSON argument).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -22,6 +27,8 @@ pub struct WorkerSpec {
     pub memory_bytes: u64,
     /// Most CPU time the worker may use, all threads together, in seconds.
     pub cpu_seconds: u64,
+    /// The compiled-function cache to compile through, if any.
+    pub code_cache: Option<CodeCacheSpec>,
 }
 
 /// The exit status of a compile the component itself made fail.
@@ -37,12 +44,27 @@ pub fn run(spec: &str) -> anyhow::Result<()> {
     confine(&spec)?;
     let mut component = Vec::new();
     std::io::stdin().lock().read_to_end(&mut component)?;
-    let engine = compile_engine(&spec.engine)?;
+    // The pack is named for the engine that compiles without it: the cache itself is
+    // no part of what the code is compatible with.
+    let tag = compatibility_hash(&compile_engine(&spec.engine, None)?);
+    let cache = spec
+        .code_cache
+        .map(|cache| Arc::new(CodeCache::open(cache, &tag)));
+    let store = cache.clone().map(|c| c as Arc<dyn wasmtime::CacheStore>);
+    let engine = compile_engine(&spec.engine, store)?;
     match engine.precompile_component(&component) {
         Ok(artifact) => {
             let mut out = std::io::stdout().lock();
             out.write_all(&artifact)?;
             out.flush()?;
+            drop(out);
+            let stats = cache.as_ref().map_or(CacheStats::default(), |cache| {
+                // A pack that cannot be written (a full disk) only makes later compiles
+                // colder.
+                let _ = cache.write();
+                cache.stats()
+            });
+            eprintln!("{}", serde_json::to_string(&stats)?);
             Ok(())
         }
         Err(error) => {

@@ -7,7 +7,9 @@
 //! what the pool keeps resident in unused slots is counted against the guest-memory
 //! budget ([`spawn_resident_watch`]).
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use std::sync::Arc;
+
+use wasmtime::{CacheStore, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Sizing of the engine; from the server configuration (and handed to compile workers,
 /// whose engine must compile exactly as the server's does).
@@ -59,10 +61,17 @@ pub fn new_engine(limits: &EngineLimits) -> wasmtime::Result<Engine> {
 /// The engine a compile worker (`compile_worker.rs`) compiles with: the server's
 /// configuration without the pooling allocator, whose reservations a worker under a
 /// memory limit cannot afford. How instances are allocated is no part of an artifact's
-/// compatibility hash, so the server loads what the worker compiled.
-pub fn compile_engine(limits: &EngineLimits) -> wasmtime::Result<Engine> {
+/// compatibility hash, so the server loads what the worker compiled; nor is compiling
+/// through a `code_cache` (a hit is what compiling the same function gives).
+pub fn compile_engine(
+    limits: &EngineLimits,
+    code_cache: Option<Arc<dyn CacheStore>>,
+) -> wasmtime::Result<Engine> {
     let mut config = config(limits);
     config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    if let Some(cache) = code_cache {
+        config.enable_incremental_compilation(cache)?;
+    }
     Engine::new(&config)
 }
 

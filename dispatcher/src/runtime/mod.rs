@@ -9,6 +9,7 @@ pub mod bindings;
 mod bodies;
 mod cancel;
 mod capture;
+mod code_cache;
 mod compile_cage;
 pub mod compile_worker;
 pub mod compose;
@@ -136,7 +137,11 @@ impl Runtime {
         engine::spawn_resident_watch(&engine, move |bytes| watched.set_idle_resident(bytes));
         let linker = host::new_linker(&engine)?;
         let platform = Arc::new(PlatformModule::builtin()?);
-        let cage = compile_cage::CompileCage::new(config.compile, config.engine);
+        let code_cache = (config.compile.code_cache_bytes > 0).then(|| code_cache::CodeCacheSpec {
+            path: data_dir.join("code-cache.pack"),
+            max_bytes: config.compile.code_cache_bytes,
+        });
+        let cage = compile_cage::CompileCage::new(config.compile, config.engine, code_cache);
         let artifacts = artifacts::ArtifactCache::new(data_dir, &engine, platform.clone(), cage)?;
         Ok(Runtime {
             engine,

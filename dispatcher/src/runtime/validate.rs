@@ -4,12 +4,15 @@
 //! interface of another package, for typed RPC between scripts). Whether the
 //! import's exact interface and version can be satisfied is checked afterwards: for
 //! `platform:module/*` by composition with the platform module (`compose.rs`, down to each
-//! function), for everything else by linking. Before validating, a linear pass refuses
-//! what would cost too much to compile: too many functions in all core modules together,
-//! or blocks nested too deep in one function body (compile time grows with the square of
-//! the depth).
+//! function), for everything else by linking. The same single pass refuses what would
+//! cost too much to compile: too many functions in all core modules together, or blocks
+//! nested too deep in one function body (compile time grows with the square of the
+//! depth).
 
-use wasmparser::{Parser, Payload, Validator, WasmFeatures};
+use wasmparser::{
+    FuncValidatorAllocations, OperatorsReader, Parser, Payload, ValidPayload, Validator,
+    WasmFeatures,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ValidateError {
@@ -67,11 +70,7 @@ pub fn validate_component(bytes: &[u8], limits: CodeLimits) -> Result<(), Valida
     if !Parser::is_component(bytes) {
         return Err(ValidateError::NotWasm);
     }
-    check_code_size(bytes, limits)?;
-    Validator::new_with_features(WasmFeatures::default())
-        .validate_all(bytes)
-        .map_err(|e| ValidateError::Invalid(e.to_string()))?;
-    for import in top_level_imports(bytes)? {
+    for import in validate_within(bytes, limits)? {
         if !import_allowed(&import) {
             return Err(ValidateError::ImportNotAllowed(import));
         }
@@ -90,34 +89,27 @@ fn import_allowed(name: &str) -> bool {
     package.contains(':') && name.contains('/') && !matches!(namespace, "wasi" | "platform")
 }
 
-/// Names of the component's own imports (not those of components nested inside it).
-fn top_level_imports(bytes: &[u8]) -> Result<Vec<String>, ValidateError> {
+/// Validates the component in one pass over its bytes and returns the names of its own
+/// imports (not those of components nested inside it). On the way it refuses what is
+/// over `limits`: function counts come from the function sections (before any body is
+/// read), nesting from the validator's control stack after each operator of a body.
+fn validate_within(bytes: &[u8], limits: CodeLimits) -> Result<Vec<String>, ValidateError> {
+    let invalid = |e: wasmparser::BinaryReaderError| ValidateError::Invalid(e.to_string());
+    let mut validator = Validator::new_with_features(WasmFeatures::default());
+    let mut allocations = FuncValidatorAllocations::default();
     let mut imports = Vec::new();
+    let mut functions = 0u64;
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(|e| ValidateError::Invalid(e.to_string()))? {
+        let payload = payload.map_err(invalid)?;
+        match &payload {
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(section) if depth == 0 => {
-                for import in section {
-                    let import = import.map_err(|e| ValidateError::Invalid(e.to_string()))?;
-                    imports.push(import.name.name.to_string());
+                for import in section.clone() {
+                    imports.push(import.map_err(invalid)?.name.name.to_string());
                 }
             }
-            _ => {}
-        }
-    }
-    Ok(imports)
-}
-
-/// Refuses a component over `limits`, in one pass over its bytes: function counts come
-/// from the function sections (before any body is read), nesting from the operators of
-/// each body.
-fn check_code_size(bytes: &[u8], limits: CodeLimits) -> Result<(), ValidateError> {
-    let invalid = |e: wasmparser::BinaryReaderError| ValidateError::Invalid(e.to_string());
-    let mut functions = 0u64;
-    for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(invalid)? {
             Payload::FunctionSection(section) => {
                 functions += u64::from(section.count());
                 if functions > limits.max_functions {
@@ -126,33 +118,28 @@ fn check_code_size(bytes: &[u8], limits: CodeLimits) -> Result<(), ValidateError
                     });
                 }
             }
-            Payload::CodeSectionEntry(body) => {
-                let mut depth = 0u64;
-                let mut operators = body.get_operators_reader().map_err(invalid)?;
-                while !operators.eof() {
-                    use wasmparser::Operator;
-                    match operators.read().map_err(invalid)? {
-                        Operator::Block { .. }
-                        | Operator::Loop { .. }
-                        | Operator::If { .. }
-                        | Operator::Try { .. }
-                        | Operator::TryTable { .. } => {
-                            depth += 1;
-                            if depth > limits.max_nesting {
-                                return Err(ValidateError::NestedTooDeep {
-                                    limit: limits.max_nesting,
-                                });
-                            }
-                        }
-                        Operator::End => depth = depth.saturating_sub(1),
-                        _ => {}
-                    }
-                }
-            }
             _ => {}
         }
+        if let ValidPayload::Func(function, body) = validator.payload(&payload).map_err(invalid)? {
+            let mut function = function.into_validator(std::mem::take(&mut allocations));
+            let mut reader = body.get_binary_reader();
+            function.read_locals(&mut reader).map_err(invalid)?;
+            let mut operators = OperatorsReader::new(reader);
+            while !operators.eof() {
+                let (operator, offset) = operators.read_with_offset().map_err(invalid)?;
+                function.op(offset, &operator).map_err(invalid)?;
+                // The function's own frame is the first on the stack.
+                if u64::from(function.control_stack_height()) > limits.max_nesting + 1 {
+                    return Err(ValidateError::NestedTooDeep {
+                        limit: limits.max_nesting,
+                    });
+                }
+            }
+            operators.finish().map_err(invalid)?;
+            allocations = function.into_allocations();
+        }
     }
-    Ok(())
+    Ok(imports)
 }
 
 #[cfg(test)]
