@@ -137,7 +137,12 @@ impl CompileCage {
                 .as_secs()
                 .saturating_add(1)
                 .saturating_mul(self.threads as u64),
-            code_cache: self.code_cache.clone(),
+            // The pack is read into the worker's memory: it may take at most a quarter
+            // of the compile's limit.
+            code_cache: self.code_cache.clone().map(|cache| CodeCacheSpec {
+                max_bytes: cache.max_bytes.min(self.limits.memory_bytes / 4),
+                ..cache
+            }),
         };
         let spec = serde_json::to_string(&spec).map_err(|e| CompileError::Worker(e.to_string()))?;
         let worker_error = |e: std::io::Error| CompileError::Worker(e.to_string());
