@@ -10,6 +10,7 @@ use wasm_encoder::{
 };
 
 use crate::harness::{Server, expect_error, guest};
+use crate::large_uploads::padded;
 use crate::platform_module::HELLO;
 
 /// A component holding one core module of `functions` functions, each `i32 -> i32` with
@@ -212,17 +213,6 @@ fn a_busy_compiler_answers_overloaded_and_a_gone_uploader_frees_it() {
     assert_eq!(server.metric("dispatcher_compiles_total"), 2);
 }
 
-/// `wasm` with a custom section appended: other bytes, the same code.
-fn with_custom_section(wasm: &[u8], name: &str) -> Vec<u8> {
-    let mut payload = vec![name.len() as u8];
-    payload.extend_from_slice(name.as_bytes());
-    let mut out = wasm.to_vec();
-    out.push(0);
-    out.push(payload.len() as u8);
-    out.extend_from_slice(&payload);
-    out
-}
-
 #[test]
 fn a_compile_of_code_compiled_before_takes_its_functions_from_the_code_cache() {
     let server = Server::start();
@@ -232,7 +222,7 @@ fn a_compile_of_code_compiled_before_takes_its_functions_from_the_code_cache() {
     let hits = server.metric("dispatcher_code_cache_hits_total");
 
     // Other bytes, so the artifact is not reused: it compiles, from the cache.
-    let other = with_custom_section(&guest("hello"), "another-build");
+    let other = padded(&guest("hello"), 16);
     assert_eq!(server.upload(&token, "two", &other).status(), 201);
     assert_eq!(server.metric("dispatcher_compiles_total"), compiles + 1);
     assert!(server.metric("dispatcher_code_cache_hits_total") > hits);

@@ -17,7 +17,7 @@ use crate::harness::{Server, expect_error, guest};
 use crate::platform_module::HELLO;
 
 /// `wasm` with a custom section of `padding` bytes appended: the same component, bigger.
-fn padded(wasm: &[u8], padding: usize) -> Vec<u8> {
+pub(crate) fn padded(wasm: &[u8], padding: usize) -> Vec<u8> {
     fn leb128(mut n: usize, out: &mut Vec<u8>) {
         loop {
             let byte = (n & 0x7f) as u8;
