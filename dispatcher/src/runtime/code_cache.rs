@@ -32,11 +32,14 @@ use sha2::{Digest as _, Sha256};
 /// The first bytes of a pack, with the format's version.
 const MAGIC: &[u8; 8] = b"DSPCODE1";
 
-/// Where the pack is and how large it may grow; handed to each compile worker.
+/// Where the pack is, how large it may grow and which engine it is for; handed to each
+/// compile worker.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CodeCacheSpec {
     pub path: PathBuf,
     pub max_bytes: u64,
+    /// The server engine's compatibility hash: a pack of another build is unused.
+    pub tag: String,
 }
 
 /// What one compile got from the cache, reported by the worker to the server.
@@ -69,8 +72,6 @@ struct Session {
 #[derive(Debug)]
 pub struct CodeCache {
     spec: CodeCacheSpec,
-    /// Names the engine the entries were compiled for: a pack of another build is unused.
-    tag: String,
     body: Vec<u8>,
     stored: HashMap<Box<[u8]>, Stored>,
     session: Mutex<Session>,
@@ -78,16 +79,15 @@ pub struct CodeCache {
 
 impl CodeCache {
     /// The pack at `spec.path`, or an empty cache when there is none or it is not a
-    /// whole pack for the engine `tag`.
-    pub fn open(spec: CodeCacheSpec, tag: &str) -> CodeCache {
+    /// whole pack for the engine `spec.tag`.
+    pub fn open(spec: CodeCacheSpec) -> CodeCache {
         let (body, stored) = std::fs::read(&spec.path)
             .ok()
             .filter(|bytes| bytes.len() as u64 <= spec.max_bytes.saturating_mul(2))
-            .and_then(|bytes| parse(bytes, tag))
+            .and_then(|bytes| parse(bytes, &spec.tag))
             .unwrap_or_default();
         CodeCache {
             spec,
-            tag: tag.to_string(),
             body,
             stored,
             session: Mutex::default(),
@@ -133,7 +133,7 @@ impl CodeCache {
             .spec
             .path
             .with_extension(format!("tmp.{}", std::process::id()));
-        let written = write_pack(&temp, &self.tag, self.spec.max_bytes, &order)
+        let written = write_pack(&temp, &self.spec.tag, self.spec.max_bytes, &order)
             .and_then(|()| std::fs::rename(&temp, &self.spec.path));
         if written.is_err() {
             let _ = std::fs::remove_file(&temp);
@@ -262,12 +262,13 @@ mod tests {
         CodeCacheSpec {
             path: dir.join("code-cache.pack"),
             max_bytes,
+            tag: "engine".into(),
         }
     }
 
     /// One compile: looks `keys` up, adds those it misses with a value of `value_len`.
     fn compile(spec: &CodeCacheSpec, keys: &[u8], value_len: usize) -> CacheStats {
-        let cache = CodeCache::open(spec.clone(), "engine");
+        let cache = CodeCache::open(spec.clone());
         for &key in keys {
             if cache.get(&[key; 32]).is_none() {
                 cache.insert(&[key; 32], vec![key; value_len]);
@@ -289,10 +290,14 @@ mod tests {
             compile(&spec, &[2, 3, 4], 10),
             CacheStats { hits: 2, misses: 1 }
         );
-        let cache = CodeCache::open(spec.clone(), "engine");
+        let cache = CodeCache::open(spec.clone());
         assert_eq!(cache.get(&[4; 32]).as_deref(), Some(&[4; 10][..]));
         // Another engine's pack is not used.
-        assert!(CodeCache::open(spec, "other").get(&[4; 32]).is_none());
+        let other = CodeCacheSpec {
+            tag: "other".into(),
+            ..spec
+        };
+        assert!(CodeCache::open(other).get(&[4; 32]).is_none());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use rustix::process::{Resource, Rlimit, Signal};
 
 use super::code_cache::{CacheStats, CodeCache, CodeCacheSpec};
-use super::engine::{EngineLimits, compatibility_hash, compile_engine};
+use super::engine::{EngineLimits, compile_engine};
 
 /// What a worker is told on its command line (one JSON argument).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -44,12 +44,9 @@ pub fn run(spec: &str) -> anyhow::Result<()> {
     confine(&spec)?;
     let mut component = Vec::new();
     std::io::stdin().lock().read_to_end(&mut component)?;
-    // The pack is named for the engine that compiles without it: the cache itself is
-    // no part of what the code is compatible with.
-    let tag = compatibility_hash(&compile_engine(&spec.engine, None)?);
     let cache = spec
         .code_cache
-        .map(|cache| Arc::new(CodeCache::open(cache, &tag)));
+        .map(|cache| Arc::new(CodeCache::open(cache)));
     let store = cache.clone().map(|c| c as Arc<dyn wasmtime::CacheStore>);
     let engine = compile_engine(&spec.engine, store)?;
     match engine.precompile_component(&component) {

@@ -140,6 +140,7 @@ impl Runtime {
         let code_cache = (config.compile.code_cache_bytes > 0).then(|| code_cache::CodeCacheSpec {
             path: data_dir.join("code-cache.pack"),
             max_bytes: config.compile.code_cache_bytes,
+            tag: engine::compatibility_hash(&engine),
         });
         let cage = compile_cage::CompileCage::new(config.compile, config.engine, code_cache);
         let artifacts = artifacts::ArtifactCache::new(data_dir, &engine, platform.clone(), cage)?;
