@@ -129,6 +129,10 @@ pub struct Config {
     /// Largest the compiled-function cache compiles share may grow, in MiB
     /// (`code-cache.pack` in the data directory); 0 compiles every function anew.
     pub code_cache_mb: u64,
+    /// Code (function bodies) from which an upload is compiled by the baseline tier
+    /// (Winch) first and answers on it while the optimized compile runs in the
+    /// background, in KiB.
+    pub baseline_min_code_kb: u64,
     /// Most a customer may store in its `r2_bucket` buckets, all together, in GiB (a put
     /// past it fails with `limit-exceeded` and stores nothing).
     pub max_bucket_gb: u64,
@@ -203,6 +207,7 @@ impl Default for Config {
             // The engine code of componentize-js takes about 40 MiB, componentize-py's
             // about 60: room for a few toolchains and their versions.
             code_cache_mb: 256,
+            baseline_min_code_kb: 4096,
             max_bucket_gb: 10,
             max_bucket_mb: None,
             max_wasm_functions: 100_000,
@@ -282,6 +287,7 @@ impl Config {
                 max_functions: self.max_wasm_functions,
                 max_nesting: self.max_wasm_nesting,
             },
+            baseline_min_code_bytes: self.baseline_min_code_kb << 10,
         }
     }
 

@@ -96,6 +96,9 @@ pub struct Metrics {
     /// Functions the compiled-function cache gave compiles, and functions it lacked.
     pub code_cache_hits: Counter,
     pub code_cache_misses: Counter,
+    /// Components moved from the baseline tier to the optimized one, and tries that failed.
+    pub tier_ups: Counter,
+    pub tier_up_failures: Counter,
     requests: [Counter; Outcome::ALL.len()],
     /// Of those, the runs of Cron Triggers.
     scheduled: [Counter; Outcome::ALL.len()],
@@ -184,6 +187,16 @@ impl Metrics {
             "dispatcher_code_cache_misses_total",
             "Functions compiled because the compiled-function cache lacked them.",
             self.code_cache_misses.get(),
+        );
+        counter(
+            "dispatcher_tier_ups_total",
+            "Components first served by the baseline tier, now by their optimized artifact.",
+            self.tier_ups.get(),
+        );
+        counter(
+            "dispatcher_tier_up_failures_total",
+            "Optimized compiles of baseline-tier components that failed (they stay baseline).",
+            self.tier_up_failures.get(),
         );
         let _ = writeln!(
             out,

@@ -42,5 +42,6 @@ mod showcase;
 mod sign_in_limits;
 mod storage;
 mod support_attachments;
+mod tiers;
 mod versions;
 mod web_page;

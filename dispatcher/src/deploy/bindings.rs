@@ -68,8 +68,7 @@ impl super::Deployer {
         bindings: &[StoredBinding],
         uploaded: &wasmtime::component::Component,
     ) -> Result<(), DeployError> {
-        let engine = self.runtime.engine();
-        let imports = rpc_imports(engine, uploaded);
+        let imports = rpc_imports(uploaded);
         fn entrypoint_of(binding: &StoredBinding) -> Option<(&str, &str)> {
             let text = |field: &str| binding.spec.get(field).and_then(|v| v.as_str());
             (binding.kind == "service")
@@ -100,7 +99,7 @@ impl super::Deployer {
             };
             let rpc = imports.iter().find(|i| i.interface == entrypoint);
             let check = |component: &wasmtime::component::Component| match rpc {
-                Some(import) => match rpc_exports(engine, component, entrypoint) {
+                Some(import) => match rpc_exports(component, entrypoint) {
                     None => Err(refused(format!("does not export `{entrypoint}`"))),
                     Some(offered) => match mismatch(&import.functions, &offered) {
                         Some(why) => Err(refused(format!("cannot serve `{entrypoint}`: {why}"))),

@@ -279,19 +279,17 @@ impl Deployer {
         }
 
         let sha256 = sha256_hex(&version.wasm);
-        let pre = self
+        let prepared = self
             .runtime
             .prepare(&self.store, &sha256, &version.wasm)
             .await?;
-        let component = pre.instance_pre().component();
+        let component = prepared.pre.instance_pre().component();
         match &bindings {
             Some(bindings) => {
                 self.check_entrypoints(&version.namespace, &version.name, bindings, component)
                     .await?
             }
-            None if !crate::runtime::rpc::rpc_imports(self.runtime.engine(), component)
-                .is_empty() =>
-            {
+            None if !crate::runtime::rpc::rpc_imports(component).is_empty() => {
                 // The bindings the new version keeps: the newest version's (`put_script`).
                 let (store, ns, name) = (
                     self.store.clone(),
@@ -305,15 +303,12 @@ impl Deployer {
             None => {}
         }
         let consuming = version.consumers.as_ref().unwrap_or(&stored_consumers);
-        if !consuming.is_empty()
-            && crate::runtime::queue_run::queue_handler(pre.instance_pre().component()).is_none()
-        {
+        if !consuming.is_empty() && crate::runtime::queue_run::queue_handler(component).is_none() {
             return Err(DeployError::MissingQueueExport(version.name));
         }
         let scheduled = version.crons.as_ref().unwrap_or(&stored_crons);
         if !scheduled.is_empty()
-            && crate::runtime::scheduled::scheduled_handler(pre.instance_pre().component())
-                .is_none()
+            && crate::runtime::scheduled::scheduled_handler(component).is_none()
         {
             return Err(DeployError::MissingScheduledExport(version.name));
         }
@@ -376,7 +371,8 @@ impl Deployer {
                 versions: vec![live.clone()],
                 settings,
             };
-            let component = ScriptComponent::loaded(sha256.clone(), this.store.clone(), pre);
+            let component =
+                ScriptComponent::loaded(&this.runtime, sha256.clone(), this.store.clone(), prepared);
             let script = LoadedScript::new(&this.runtime, &head, &live, bindings, component);
             let deployed = Deployed::new(deployment, vec![(100, Arc::new(script))]);
             this.runtime

@@ -4,16 +4,18 @@
 //! uploaded, and `artifacts/<wasm sha256>-<platform module sha256 prefix>-<engine
 //! hash>.cwasm` for a script composed with the platform module (`compose.rs`), so a new
 //! platform module never reuses artifacts composed with an old one, while scripts that do
-//! not import it keep theirs. Its own SHA-256 is recorded in the store when written, under
-//! (wasm sha256, the key's part after the wasm sha256). Loading reads the file through,
-//! checks that digest, and only then maps the file it checked (artifacts are written once
-//! under a new name and renamed into place, never changed in place) — we never
-//! deserialize bytes we did not produce and verify. A mapped artifact's code and data are
-//! file pages the kernel may drop and read again, not a copy in the process's own memory,
-//! so idle scripts cost almost no memory, and its data segments are the memory image its
-//! instances start from. A missing, corrupted or incompatible artifact is
-//! rebuilt from the stored component bytes (checked against their digest, composed again
-//! when the script needs it). Compiling itself happens in a worker process
+//! not import it keep theirs. Each tier's engine (`engine.rs`) has its own hash, so a
+//! baseline artifact, kept until the optimized one replaces it (`tiering.rs`), never
+//! loads into the optimized engine. Its own SHA-256 is recorded in the store when
+//! written, under (wasm sha256, the key's part after the wasm sha256). Loading reads the
+//! file through, checks that digest, and only then maps the file it checked (artifacts
+//! are written once under a new name and renamed into place, never changed in place) — we
+//! never deserialize bytes we did not produce and verify. A mapped artifact's code and
+//! data are file pages the kernel may drop and read again, not a copy in the process's
+//! own memory, so idle scripts cost almost no memory, and its data segments are the
+//! memory image its instances start from. A missing, corrupted or incompatible artifact
+//! is rebuilt (optimized) from the stored component bytes (checked against their digest,
+//! composed again when the script needs it). Compiling itself happens in a worker process
 //! (`compile_cage.rs`); an upload whose bytes already have a verified artifact (another
 //! script's, an earlier version's) reuses it and compiles nothing.
 
@@ -25,8 +27,14 @@ use wasmtime::component::Component;
 
 use super::compile_cage::{CompileCage, CompileError, Compiled, Queue};
 use super::compose::{ComposeError, PlatformModule};
+use super::engine::Tier;
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError, sha256_file_hex, sha256_hex, write_durably};
+use crate::store::{
+    Store, StoreError, sha256_file_hex, sha256_hex, write_durably, write_replaceable,
+};
+
+/// The tiers whose artifacts serve a script, the better first.
+const BOTH_TIERS: &[Tier] = &[Tier::Optimized, Tier::Baseline];
 
 /// How many hex digits of the platform module's SHA-256 name its composed artifacts.
 const PLATFORM_HASH_PREFIX: usize = 16;
@@ -46,43 +54,83 @@ pub enum ArtifactError {
 }
 
 /// A component to be compiled: the upload, or the upload composed with the platform
-/// module, and the key its artifact is stored under.
+/// module.
 pub struct Pending {
     source: Vec<u8>,
-    key: String,
+    composed: bool,
+}
+
+/// One tier's engine and the keys of its artifacts.
+struct TierEngine {
+    engine: Engine,
+    /// The key of artifacts compiled from a script as uploaded.
+    plain: String,
+    /// The key of artifacts compiled from a script composed with the platform module.
+    composed: String,
+}
+
+impl TierEngine {
+    fn new(engine: Engine, platform: &PlatformModule) -> TierEngine {
+        let plain = super::engine::compatibility_hash(&engine);
+        let composed = format!("{}-{plain}", &platform.sha256()[..PLATFORM_HASH_PREFIX]);
+        TierEngine {
+            engine,
+            plain,
+            composed,
+        }
+    }
+
+    fn key(&self, pending: &Pending) -> &str {
+        if pending.composed {
+            &self.composed
+        } else {
+            &self.plain
+        }
+    }
 }
 
 pub struct ArtifactCache {
     dir: PathBuf,
-    /// The key of artifacts compiled from a script as uploaded.
-    engine_hash: String,
-    /// The key of artifacts compiled from a script composed with the platform module.
-    composed_hash: String,
+    optimized: TierEngine,
+    baseline: TierEngine,
     platform: Arc<PlatformModule>,
     cage: CompileCage,
 }
 
 impl ArtifactCache {
+    /// The cache under `data_dir`, loading artifacts into the two tiers' engines.
     pub fn new(
         data_dir: &std::path::Path,
-        engine: &Engine,
+        optimized: &Engine,
+        baseline: &Engine,
         platform: Arc<PlatformModule>,
         cage: CompileCage,
     ) -> std::io::Result<ArtifactCache> {
         let dir = data_dir.join("artifacts");
         std::fs::create_dir_all(&dir)?;
-        let engine_hash = super::engine::compatibility_hash(engine);
-        let composed_hash = format!(
-            "{}-{engine_hash}",
-            &platform.sha256()[..PLATFORM_HASH_PREFIX]
-        );
         Ok(ArtifactCache {
             dir,
-            engine_hash,
-            composed_hash,
+            optimized: TierEngine::new(optimized.clone(), &platform),
+            baseline: TierEngine::new(baseline.clone(), &platform),
             platform,
             cage,
         })
+    }
+
+    fn tier(&self, tier: Tier) -> &TierEngine {
+        match tier {
+            Tier::Optimized => &self.optimized,
+            Tier::Baseline => &self.baseline,
+        }
+    }
+
+    /// The tier whose engine `component` was loaded into.
+    pub fn tier_of(&self, component: &Component) -> Tier {
+        if Engine::same(component.engine(), &self.baseline.engine) {
+            Tier::Baseline
+        } else {
+            Tier::Optimized
+        }
     }
 
     fn path(&self, wasm_sha256: &str, key: &str) -> PathBuf {
@@ -90,15 +138,9 @@ impl ArtifactCache {
     }
 
     /// The verified artifact of `wasm_sha256` when one is stored (counted as a cache
-    /// hit); `None` when it must be compiled.
-    pub fn reuse(
-        &self,
-        engine: &Engine,
-        store: &Store,
-        metrics: &Metrics,
-        wasm_sha256: &str,
-    ) -> Option<Component> {
-        match self.load_verified(engine, store, wasm_sha256) {
+    /// hit), the optimized one first; `None` when it must be compiled.
+    pub fn reuse(&self, store: &Store, metrics: &Metrics, wasm_sha256: &str) -> Option<Component> {
+        match self.load_verified(store, wasm_sha256, BOTH_TIERS) {
             Ok(component) => {
                 metrics.artifact_cache_hits.inc();
                 Some(component)
@@ -116,67 +158,100 @@ impl ArtifactCache {
         match composed {
             Some(source) => Pending {
                 source,
-                key: self.composed_hash.clone(),
+                composed: true,
             },
             None => Pending {
                 source: wasm.to_vec(),
-                key: self.engine_hash.clone(),
+                composed: false,
             },
         }
     }
 
-    /// Compiles `pending` in a worker, waiting for a compile slot no longer than the
-    /// queue time; the artifact, for `keep_and_load`.
+    /// What compiling the stored component `wasm_sha256` means (read back, checked
+    /// against its digest, composed again when it imports the platform module).
+    pub fn pending_stored(
+        &self,
+        store: &Store,
+        wasm_sha256: &str,
+    ) -> Result<Pending, ArtifactError> {
+        let wasm = store.read_blob(wasm_sha256)?;
+        let composed = self.platform.compose(&wasm)?;
+        Ok(self.pending(&wasm, composed))
+    }
+
+    /// Compiles `pending` for `tier` in a worker, waiting for a compile slot as `queue`
+    /// says; the artifact, for `keep_and_load`.
     pub async fn compile(
         &self,
         metrics: &Metrics,
         pending: &Pending,
+        tier: Tier,
+        queue: Queue,
     ) -> Result<Vec<u8>, ArtifactError> {
-        let compiled = self.cage.compile(&pending.source, Queue::Bounded).await?;
+        let compiled = self.cage.compile(&pending.source, tier, queue).await?;
         Ok(counted(metrics, compiled))
     }
 
-    /// Stores an artifact `compile` produced durably, records its digest, and loads it
-    /// from its file.
+    /// Stores an artifact `compile` produced for `tier` durably, records its digest, and
+    /// loads it from its file.
     pub fn keep_and_load(
         &self,
-        engine: &Engine,
         store: &Store,
         wasm_sha256: &str,
         pending: &Pending,
+        tier: Tier,
         artifact: &[u8],
     ) -> Result<Component, ArtifactError> {
-        self.keep(store, wasm_sha256, &pending.key, artifact)?;
-        self.load_kept(engine, wasm_sha256, &pending.key, artifact)
+        let key = self.tier(tier).key(pending);
+        self.keep(store, wasm_sha256, key, tier, artifact)?;
+        self.load_kept(tier, wasm_sha256, key, artifact)
+    }
+
+    /// The verified optimized artifact of `wasm_sha256`, if one is stored.
+    pub fn stored_optimized(&self, store: &Store, wasm_sha256: &str) -> Option<Component> {
+        self.load_verified(store, wasm_sha256, &[Tier::Optimized])
+            .ok()
+    }
+
+    /// Removes the baseline artifact of `pending` (its optimized one is kept now); the
+    /// digest recorded for it is left, unused: the optimized key is always tried first.
+    pub fn forget_baseline(&self, wasm_sha256: &str, pending: &Pending) {
+        let path = self.path(wasm_sha256, self.baseline.key(pending));
+        if let Err(error) = std::fs::remove_file(&path)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), %error, "a baseline artifact cannot be removed");
+        }
     }
 
     /// Maps the artifact `keep` just stored, or, should mapping fail, loads its bytes.
     fn load_kept(
         &self,
-        engine: &Engine,
+        tier: Tier,
         wasm_sha256: &str,
         key: &str,
         artifact: &[u8],
     ) -> Result<Component, ArtifactError> {
+        let engine = &self.tier(tier).engine;
         // SAFETY: the file was just written with these bytes, which a worker running
         // this process's own executable produced (see `deserialize_own`).
         unsafe { Component::deserialize_file(engine, self.path(wasm_sha256, key)) }
             .or_else(|_| deserialize_own(engine, artifact))
     }
 
-    /// Loads the artifact for `wasm_sha256`, rebuilding it from the stored component
-    /// (composing it again if it imports the platform module) when the artifact is
-    /// missing, does not match its recorded digest, or fails to load. A rebuilt artifact
-    /// that cannot be stored (a full disk) still serves; the next load rebuilds it again.
-    /// Blocking: run it on the async runtime's blocking pool.
+    /// Loads the artifact for `wasm_sha256` (the optimized one, else the baseline one),
+    /// rebuilding an optimized one from the stored component (composing it again if it
+    /// imports the platform module) when there is none, it does not match its recorded
+    /// digest, or fails to load. A rebuilt artifact that cannot be stored (a full disk)
+    /// still serves; the next load rebuilds it again. Blocking: run it on the async
+    /// runtime's blocking pool.
     pub fn load(
         &self,
-        engine: &Engine,
         store: &Store,
         metrics: &Metrics,
         wasm_sha256: &str,
     ) -> Result<Component, ArtifactError> {
-        match self.load_verified(engine, store, wasm_sha256) {
+        match self.load_verified(store, wasm_sha256, BOTH_TIERS) {
             Ok(component) => {
                 metrics.artifact_cache_hits.inc();
                 return Ok(component);
@@ -186,43 +261,53 @@ impl ArtifactCache {
                 metrics.artifact_rebuilds.inc();
             }
         }
-        let wasm = store.read_blob(wasm_sha256)?;
-        let composed = self.platform.compose(&wasm)?;
-        let pending = self.pending(&wasm, composed);
-        let compiled = self
-            .cage
-            .compile_blocking(&pending.source, Queue::Unbounded)?;
+        let pending = self.pending_stored(store, wasm_sha256)?;
+        let compiled =
+            self.cage
+                .compile_blocking(&pending.source, Tier::Optimized, Queue::Unbounded)?;
         let artifact = counted(metrics, compiled);
-        match self.keep(store, wasm_sha256, &pending.key, &artifact) {
-            Ok(()) => self.load_kept(engine, wasm_sha256, &pending.key, &artifact),
+        let key = self.optimized.key(&pending);
+        match self.keep(store, wasm_sha256, key, Tier::Optimized, &artifact) {
+            Ok(()) => self.load_kept(Tier::Optimized, wasm_sha256, key, &artifact),
             Err(error) => {
                 tracing::warn!(sha256 = wasm_sha256, %error, "the rebuilt artifact cannot be stored");
-                deserialize_own(engine, &artifact)
+                deserialize_own(&self.optimized.engine, &artifact)
             }
         }
     }
 
-    /// Stores `artifact` durably and records its digest.
+    /// Stores `artifact` and records its digest: durably for the optimized tier; a
+    /// baseline artifact lost in a crash is only compiled again.
     fn keep(
         &self,
         store: &Store,
         wasm_sha256: &str,
         key: &str,
+        tier: Tier,
         artifact: &[u8],
     ) -> Result<(), StoreError> {
-        write_durably(&self.dir, &self.path(wasm_sha256, key), artifact)?;
+        let path = self.path(wasm_sha256, key);
+        match tier {
+            Tier::Optimized => write_durably(&self.dir, &path, artifact)?,
+            Tier::Baseline => write_replaceable(&self.dir, &path, artifact)?,
+        }
         store.record_artifact(wasm_sha256, key, &sha256_hex(artifact))
     }
 
-    /// A script's artifact is under exactly one of the two keys (whether it is composed
-    /// depends only on its own imports); the composed key names this platform module.
+    /// A script's artifact of one tier is under exactly one of its two keys (whether it
+    /// is composed depends only on its own imports); the composed key names this platform
+    /// module. `tiers` are tried in order.
     fn load_verified(
         &self,
-        engine: &Engine,
         store: &Store,
         wasm_sha256: &str,
+        tiers: &[Tier],
     ) -> Result<Component, String> {
-        for key in [&self.composed_hash, &self.engine_hash] {
+        let keys = tiers
+            .iter()
+            .map(|tier| self.tier(*tier))
+            .flat_map(|tier| [(tier, &tier.composed), (tier, &tier.plain)]);
+        for (tier, key) in keys {
             let Some(expected) = store
                 .artifact_digest(wasm_sha256, key)
                 .map_err(|e| e.to_string())?
@@ -235,7 +320,7 @@ impl ArtifactCache {
             }
             // SAFETY: the file's bytes match the digest recorded when this process family
             // wrote them, and that family never changes an artifact file in place.
-            return unsafe { Component::deserialize_file(engine, &path) }
+            return unsafe { Component::deserialize_file(&tier.engine, &path) }
                 .map_err(|e| format!("{e:#}"));
         }
         Err("no artifact recorded for this engine and platform module".into())

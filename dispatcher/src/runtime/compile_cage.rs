@@ -17,10 +17,17 @@ use tokio::sync::Semaphore;
 
 use super::code_cache::{CacheStats, CodeCacheSpec};
 use super::compile_worker::{COMPILE_FAILED, WorkerSpec};
-use super::engine::EngineLimits;
+use super::engine::{EngineLimits, Tier};
 
 /// The hidden subcommand a worker runs as (`cli/mod.rs`).
 pub const WORKER_COMMAND: &str = "compile-worker";
+
+/// How much lower than the server a worker runs: requests keep their CPU while it
+/// compiles.
+const NICENESS: i32 = 10;
+
+/// A background compile's: the lowest, below uploads' compiles too.
+const BACKGROUND_NICENESS: i32 = 19;
 
 /// What compiles may cost; from the server configuration.
 #[derive(Debug, Clone)]
@@ -62,11 +69,14 @@ pub enum CompileError {
 }
 
 /// Whether a compile waits for its turn no longer than the queue time (an upload), or as
-/// long as it takes (loading the scripts at start, which has nothing to answer).
+/// long as it takes (loading the scripts at start, which has nothing to answer), or is
+/// an optimized compile replacing a baseline artifact (`tiering.rs`): those run one at a
+/// time beside the others, at the lowest priority, so they never hold an upload's slot.
 #[derive(Debug, Clone, Copy)]
 pub enum Queue {
     Bounded,
     Unbounded,
+    Background,
 }
 
 /// A worker's artifact, and what the code cache saved it.
@@ -81,6 +91,8 @@ pub struct CompileCage {
     engine: EngineLimits,
     code_cache: Option<CodeCacheSpec>,
     slots: Semaphore,
+    /// The one slot of background compiles.
+    background: Semaphore,
     /// Compiler threads per worker: the machine's cores shared among the compiles that
     /// may run at once.
     threads: usize,
@@ -96,6 +108,7 @@ impl CompileCage {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         CompileCage {
             slots: Semaphore::new(max_concurrent),
+            background: Semaphore::new(1),
             threads: (cores / max_concurrent).max(1),
             limits,
             engine,
@@ -103,10 +116,16 @@ impl CompileCage {
         }
     }
 
-    /// Compiles `source` in a worker; the serialized artifact.
-    pub async fn compile(&self, source: &[u8], queue: Queue) -> Result<Compiled, CompileError> {
+    /// Compiles `source` for `tier` in a worker; the serialized artifact.
+    pub async fn compile(
+        &self,
+        source: &[u8],
+        tier: Tier,
+        queue: Queue,
+    ) -> Result<Compiled, CompileError> {
         let _slot = match queue {
             Queue::Unbounded => self.slots.acquire().await.ok(),
+            Queue::Background => self.background.acquire().await.ok(),
             Queue::Bounded => tokio::time::timeout(self.limits.queue_timeout, self.slots.acquire())
                 .await
                 .map_err(|_| CompileError::Overloaded {
@@ -115,21 +134,37 @@ impl CompileCage {
                 .ok(),
         };
         let limit = self.limits.timeout;
-        tokio::time::timeout(limit, self.run_worker(source))
+        let niceness = match queue {
+            Queue::Background => BACKGROUND_NICENESS,
+            Queue::Bounded | Queue::Unbounded => NICENESS,
+        };
+        tokio::time::timeout(limit, self.run_worker(source, tier, niceness))
             .await
             .map_err(|_| CompileError::Timeout { limit })?
     }
 
     /// `compile` from blocking code running on the async runtime's blocking pool.
-    pub fn compile_blocking(&self, source: &[u8], queue: Queue) -> Result<Compiled, CompileError> {
+    pub fn compile_blocking(
+        &self,
+        source: &[u8],
+        tier: Tier,
+        queue: Queue,
+    ) -> Result<Compiled, CompileError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| CompileError::Worker(e.to_string()))?;
-        runtime.block_on(self.compile(source, queue))
+        runtime.block_on(self.compile(source, tier, queue))
     }
 
-    async fn run_worker(&self, source: &[u8]) -> Result<Compiled, CompileError> {
+    async fn run_worker(
+        &self,
+        source: &[u8],
+        tier: Tier,
+        niceness: i32,
+    ) -> Result<Compiled, CompileError> {
         let spec = WorkerSpec {
             engine: self.engine.clone(),
+            tier,
+            niceness,
             memory_bytes: self.limits.memory_bytes,
             cpu_seconds: self
                 .limits
@@ -139,10 +174,14 @@ impl CompileCage {
                 .saturating_mul(self.threads as u64),
             // The pack is read into the worker's memory: it may take at most a quarter
             // of the compile's limit.
-            code_cache: self.code_cache.clone().map(|cache| CodeCacheSpec {
-                max_bytes: cache.max_bytes.min(self.limits.memory_bytes / 4),
-                ..cache
-            }),
+            code_cache: self
+                .code_cache
+                .clone()
+                .filter(|_| tier == Tier::Optimized)
+                .map(|cache| CodeCacheSpec {
+                    max_bytes: cache.max_bytes.min(self.limits.memory_bytes / 4),
+                    ..cache
+                }),
         };
         let spec = serde_json::to_string(&spec).map_err(|e| CompileError::Worker(e.to_string()))?;
         let worker_error = |e: std::io::Error| CompileError::Worker(e.to_string());

@@ -1,13 +1,13 @@
 //! The child side of a caged compile (`dispatcher compile-worker`, started by
 //! `compile_cage.rs`): it puts itself under the limits it is given (memory, CPU time, a
 //! lower priority, death with its parent), reads one component on stdin, compiles it
-//! with the server's engine configuration and writes the serialized artifact to stdout.
-//! A compile error is written to stderr with exit status 1; running out of memory aborts
-//! the process (the allocator's failure), the CPU limit kills it (SIGXCPU, then SIGKILL),
-//! and when the machine runs out of memory the OOM killer takes it first (SIGKILL).
-//! With a code cache (`code_cache.rs`) it compiles through it, writes it back after the
-//! artifact, and ends a successful compile with one JSON line of [`CacheStats`] on
-//! stderr.
+//! with the server's engine configuration for the tier it is told (`engine.rs`) and
+//! writes the serialized artifact to stdout. A compile error is written to stderr with
+//! exit status 1; running out of memory aborts the process (the allocator's failure), the
+//! CPU limit kills it (SIGXCPU, then SIGKILL), and when the machine runs out of memory the
+//! OOM killer takes it first (SIGKILL). With a code cache (`code_cache.rs`, optimized
+//! tier only) it compiles through it, writes it back after the artifact, and ends a
+//! successful compile with one JSON line of [`CacheStats`] on stderr.
 
 use std::io::{Read as _, Write as _};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use rustix::process::{Resource, Rlimit, Signal};
 
 use super::code_cache::{CacheStats, CodeCache, CodeCacheSpec};
-use super::engine::{EngineLimits, compile_engine};
+use super::engine::{EngineLimits, Tier, compile_engine};
 
 /// What a worker is told on its command line (one JSON argument).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -23,6 +23,10 @@ pub struct WorkerSpec {
     /// The server's engine sizing, so the worker's engine compiles exactly as the
     /// server's would.
     pub engine: EngineLimits,
+    /// The compiler to compile with.
+    pub tier: Tier,
+    /// How much lower than the server's the worker's priority is (`nice`).
+    pub niceness: i32,
     /// Most writable memory (heap and anonymous mappings) the worker may map, in bytes.
     pub memory_bytes: u64,
     /// Most CPU time the worker may use, all threads together, in seconds.
@@ -34,10 +38,6 @@ pub struct WorkerSpec {
 /// The exit status of a compile the component itself made fail.
 pub const COMPILE_FAILED: i32 = 1;
 
-/// How much lower than the server a worker runs: requests keep their CPU while it
-/// compiles.
-const NICENESS: i32 = 10;
-
 /// Runs the worker; the exit status is the outcome, the artifact is on stdout.
 pub fn run(spec: &str) -> anyhow::Result<()> {
     let spec: WorkerSpec = serde_json::from_str(spec)?;
@@ -48,7 +48,7 @@ pub fn run(spec: &str) -> anyhow::Result<()> {
         .code_cache
         .map(|cache| Arc::new(CodeCache::open(cache)));
     let store = cache.clone().map(|c| c as Arc<dyn wasmtime::CacheStore>);
-    let engine = compile_engine(&spec.engine, store)?;
+    let engine = compile_engine(&spec.engine, spec.tier, store)?;
     match engine.precompile_component(&component) {
         Ok(artifact) => {
             let mut out = std::io::stdout().lock();
@@ -79,7 +79,7 @@ fn confine(spec: &WorkerSpec) -> std::io::Result<()> {
     // The OOM killer's first choice, before the server (raising one's own score needs no
     // privilege).
     std::fs::write("/proc/self/oom_score_adj", "1000")?;
-    rustix::process::nice(NICENESS)?;
+    rustix::process::nice(spec.niceness)?;
     rustix::process::setrlimit(
         Resource::Data,
         Rlimit {

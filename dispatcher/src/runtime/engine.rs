@@ -1,6 +1,10 @@
-//! The process's one wasmtime `Engine`: async, component model, epoch interruption, and
-//! the pooling instance allocator (slots reserved once, copy-on-write memory images), so
-//! a fresh instance per request costs microseconds.
+//! The process's wasmtime engines: async, component model, epoch interruption. The
+//! optimized tier's (Cranelift) runs nearly every script, with the pooling instance
+//! allocator (slots reserved once, copy-on-write memory images), so a fresh instance per
+//! request costs microseconds. The baseline tier's (Winch, a single-pass compiler about
+//! six times faster to compile with) runs a large component for the seconds between its
+//! upload and its optimized artifact (`tiering.rs`); it allocates instances on demand,
+//! held to the same limits by the store's memory limiter, so it reserves no second pool.
 //!
 //! Memory is given back as soon as an instance is gone: a freed slot's pages past a small
 //! keep-resident amount are decommitted (`madvise(DONTNEED)`) at once, not batched, and
@@ -9,7 +13,19 @@
 
 use std::sync::Arc;
 
-use wasmtime::{CacheStore, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    CacheStore, Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
+    RegallocAlgorithm, Strategy,
+};
+
+/// Which compiler an engine compiles with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Tier {
+    /// Winch: code in about a sixth of the time, running slower; no code cache.
+    Baseline,
+    /// Cranelift, through the code cache when there is one.
+    Optimized,
+}
 
 /// Sizing of the engine; from the server configuration (and handed to compile workers,
 /// whose engine must compile exactly as the server's does).
@@ -54,8 +70,13 @@ fn warm_slots(limits: &EngineLimits, total_memories: u32) -> u32 {
 /// How often the pool's idle resident memory is read for the guest-memory budget.
 const RESIDENT_WATCH: std::time::Duration = std::time::Duration::from_millis(100);
 
-pub fn new_engine(limits: &EngineLimits) -> wasmtime::Result<Engine> {
-    Engine::new(&config(limits))
+/// The engine the server runs `tier`'s artifacts with.
+pub fn new_engine(limits: &EngineLimits, tier: Tier) -> wasmtime::Result<Engine> {
+    let mut config = config(limits, tier);
+    if tier == Tier::Baseline {
+        config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    }
+    Engine::new(&config)
 }
 
 /// The engine a compile worker (`compile_worker.rs`) compiles with: the server's
@@ -65,9 +86,10 @@ pub fn new_engine(limits: &EngineLimits) -> wasmtime::Result<Engine> {
 /// through a `code_cache` (a hit is what compiling the same function gives).
 pub fn compile_engine(
     limits: &EngineLimits,
+    tier: Tier,
     code_cache: Option<Arc<dyn CacheStore>>,
 ) -> wasmtime::Result<Engine> {
-    let mut config = config(limits);
+    let mut config = config(limits, tier);
     config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
     if let Some(cache) = code_cache {
         config.enable_incremental_compilation(cache)?;
@@ -75,7 +97,7 @@ pub fn compile_engine(
     Engine::new(&config)
 }
 
-fn config(limits: &EngineLimits) -> Config {
+fn config(limits: &EngineLimits, tier: Tier) -> Config {
     let total_memories = limits.max_instances * 4;
     let mut pooling = PoolingAllocationConfig::default();
     // A script composed with the platform module has about twice the core instances,
@@ -112,6 +134,18 @@ fn config(limits: &EngineLimits) -> Config {
         .epoch_interruption(true)
         .async_stack_size(ASYNC_STACK_BYTES)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    if tier == Tier::Baseline {
+        // Winch lacks some proposals Cranelift enables by default (tail calls,
+        // exceptions, GC); a component using them fails this tier's compile and goes
+        // straight to the optimized one. Winch still has Cranelift compile the
+        // trampolines between host and wasm, one per function a table or an export
+        // lets escape, which is thousands in a language runtime: unoptimised and with
+        // the single-pass register allocator they compile in about half the time.
+        config
+            .strategy(Strategy::Winch)
+            .cranelift_opt_level(OptLevel::None)
+            .cranelift_regalloc_algorithm(RegallocAlgorithm::SinglePass);
+    }
     config
 }
 

@@ -40,7 +40,7 @@ impl Runtime {
         report: &RunReport,
     ) -> Result<ProxyPre<Host>, InvokeError> {
         match script.component.get(self).await {
-            Ok(pre) => Ok(pre.clone()),
+            Ok(pre) => Ok(pre),
             Err(reason) => {
                 let error = InvokeError::Unavailable(reason.to_string());
                 report.failed(&error);
@@ -49,22 +49,24 @@ impl Runtime {
         }
     }
 
-    /// Runs `call` on a fresh store of `script`, metered and held to `budget`, and
-    /// finishes `report` with how it went.
+    /// Runs `call` with `pre` on a fresh store of `script`, metered and held to
+    /// `budget`, and finishes `report` with how it went.
     pub(super) async fn run_metered<T, Fut>(
         self: &Arc<Self>,
         script: &Arc<LoadedScript>,
         report: &RunReport,
         budget: &Arc<Budget>,
-        call: impl FnOnce(Store<Host>) -> Fut,
+        pre: ProxyPre<Host>,
+        call: impl FnOnce(Store<Host>, ProxyPre<Host>) -> Fut,
     ) -> Result<T, InvokeError>
     where
         Fut: Future<Output = Result<T, InvokeError>>,
     {
         let logs = LogCapture::new(self.log_capacity);
-        let store = self.fresh_store(script, &logs, budget, None);
+        let engine = pre.instance_pre().component().engine();
+        let store = self.fresh_store(engine, script, &logs, budget, None);
         let metered = Metered::new(
-            call(store),
+            call(store, pre),
             budget.clone(),
             &self.heavy_lane,
             script.cpu_history.clone(),

@@ -173,11 +173,12 @@ impl Runtime {
         };
         // Loaded already but in the first moments after a start (`warmup.rs`).
         let pre = match script.component.get(self).await {
-            Ok(pre) => pre.clone(),
+            Ok(pre) => pre,
             Err(reason) => return Err(failure(InvokeError::Unavailable(reason.to_string()))),
         };
         let logs = LogCapture::new(self.log_capacity);
-        let mut store = self.fresh_store(&script, &logs, &budget, params);
+        let engine = pre.instance_pre().component().engine();
+        let mut store = self.fresh_store(engine, &script, &logs, &budget, params);
         let (head, call) = handle_call(&mut store, request).map_err(failure)?;
         let failed = Arc::new(AtomicBool::new(false));
         let handler = match entrypoint {
@@ -214,17 +215,19 @@ impl Runtime {
         }
     }
 
-    /// A fresh store for one run: its host state, the memory limiter, and the epoch
-    /// callback that stops the guest past its CPU limit and otherwise lets others run.
+    /// A fresh store for one run in `engine` (its component's tier's): its host state,
+    /// the memory limiter, and the epoch callback that stops the guest past its CPU limit
+    /// and otherwise lets others run.
     pub(super) fn fresh_store(
         self: &Arc<Self>,
+        engine: &wasmtime::Engine,
         script: &Arc<LoadedScript>,
         logs: &LogCapture,
         budget: &Arc<Budget>,
         params: WorkerParams,
     ) -> Store<Host> {
         let host = Host::new(self.clone(), script.clone(), logs, budget.clone(), params);
-        let mut store = Store::new(&self.engine, host);
+        let mut store = Store::new(engine, host);
         store.limiter(|host| &mut host.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| limits::on_epoch_tick(&ctx.data().budget));

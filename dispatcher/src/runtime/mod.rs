@@ -26,6 +26,7 @@ mod report;
 pub mod rpc;
 pub mod scheduled;
 pub mod tail;
+mod tiering;
 pub mod usage;
 mod validate;
 pub mod warmup;
@@ -42,9 +43,10 @@ use crate::store::Store;
 pub use artifacts::ArtifactError;
 pub use bindings::sql::SqlLimits;
 pub use bodies::{ScriptBody, ScriptBodyError, is_length_limit};
+use compile_cage::Queue;
 pub use compile_cage::{CompileError, CompileLimits, WORKER_COMMAND};
 pub use compose::{ComposeError, PlatformModule};
-pub use engine::EngineLimits;
+pub use engine::{EngineLimits, Tier};
 pub use host::Host;
 pub use index::{Deployed, LoadedScript, ScriptIndex};
 pub use invoke::{InvokeError, RunFailure, named_handler};
@@ -93,11 +95,20 @@ pub struct RuntimeConfig {
     pub compile: CompileLimits,
     /// How much code a component may hold (checked before compiling).
     pub code: CodeLimits,
+    /// Code size from which an upload is served by the baseline tier until its
+    /// optimized compile is done (`tiering.rs`).
+    pub baseline_min_code_bytes: u64,
 }
 
 pub struct Runtime {
+    /// The optimized tier's engine, which runs nearly every script.
     engine: Engine,
     linker: Linker<Host>,
+    /// The linker of the baseline tier's engine (`tiering.rs`).
+    baseline_linker: Linker<Host>,
+    baseline_min_code_bytes: u64,
+    /// Baseline-tier components waiting for their optimized artifact.
+    tier_ups: tiering::TierUps,
     artifacts: artifacts::ArtifactCache,
     /// Composed into every script that imports `platform:module/*`, at upload.
     platform: Arc<PlatformModule>,
@@ -130,12 +141,15 @@ impl Runtime {
         config: RuntimeConfig,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Runtime> {
-        let engine = engine::new_engine(&config.engine)?;
+        let engine = engine::new_engine(&config.engine, engine::Tier::Optimized)?;
         engine::spawn_epoch_ticker(&engine);
+        let baseline = engine::new_engine(&config.engine, engine::Tier::Baseline)?;
+        engine::spawn_epoch_ticker(&baseline);
         let guest_memory = limits::GuestMemory::new(config.guest_memory_bytes);
         let watched = guest_memory.clone();
         engine::spawn_resident_watch(&engine, move |bytes| watched.set_idle_resident(bytes));
         let linker = host::new_linker(&engine)?;
+        let baseline_linker = host::new_linker(&baseline)?;
         let platform = Arc::new(PlatformModule::builtin()?);
         let code_cache = (config.compile.code_cache_bytes > 0).then(|| code_cache::CodeCacheSpec {
             path: data_dir.join("code-cache.pack"),
@@ -143,10 +157,14 @@ impl Runtime {
             tag: engine::compatibility_hash(&engine),
         });
         let cage = compile_cage::CompileCage::new(config.compile, config.engine, code_cache);
-        let artifacts = artifacts::ArtifactCache::new(data_dir, &engine, platform.clone(), cage)?;
+        let artifacts =
+            artifacts::ArtifactCache::new(data_dir, &engine, &baseline, platform.clone(), cage)?;
         Ok(Runtime {
             engine,
             linker,
+            baseline_linker,
+            baseline_min_code_bytes: config.baseline_min_code_bytes,
+            tier_ups: tiering::TierUps::default(),
             artifacts,
             platform,
             code_limits: config.code,
@@ -184,11 +202,6 @@ impl Runtime {
         &self.bindings.queues
     }
 
-    /// The engine (for reading components' types).
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// The wall time of a scheduled or queue run whose script has no wall time of its own.
     pub fn scheduled_wall(&self) -> std::time::Duration {
         self.scheduled_wall
@@ -212,13 +225,14 @@ impl Runtime {
     /// Upload path: validates `wasm` (refusing code too large to compile), reuses the
     /// verified artifact of the same bytes when there is one, else composes it with the
     /// platform module when it imports `platform:module/*`, compiles it in a worker
-    /// (storing the artifact) and links it. Dropping the future kills the worker.
+    /// (storing the artifact) and links it. Large code compiles for the baseline tier
+    /// first (`tiering.rs`). Dropping the future kills the worker.
     pub async fn prepare(
         self: &Arc<Self>,
         store: &Arc<Store>,
         sha256: &str,
         wasm: &Bytes,
-    ) -> Result<ProxyPre<Host>, PrepareError> {
+    ) -> Result<Prepared, PrepareError> {
         let (this, st, sha, bytes) = (
             self.clone(),
             store.clone(),
@@ -226,47 +240,84 @@ impl Runtime {
             wasm.clone(),
         );
         let staged = blocking(move || {
-            validate::validate_component(&bytes, this.code_limits)?;
-            if let Some(component) = this.artifacts.reuse(&this.engine, &st, &this.metrics, &sha) {
-                return Ok(Staged::Reused(this.link(&component)?));
+            let validated = validate::validate_component(&bytes, this.code_limits)?;
+            if let Some(component) = this.artifacts.reuse(&st, &this.metrics, &sha) {
+                return Ok(Staged::Reused(this.prepared(&component)?));
             }
-            let composed = this.platform.compose(&bytes)?;
-            Ok(Staged::Compile(this.artifacts.pending(&bytes, composed)))
+            let composed = if validated.imports_platform_module {
+                this.platform.compose(&bytes)?
+            } else {
+                None
+            };
+            let tier = this.first_tier(validated.code_bytes);
+            Ok(Staged::Compile(
+                this.artifacts.pending(&bytes, composed),
+                tier,
+            ))
         })
         .await?;
-        let pending = match staged {
-            Staged::Reused(pre) => return Ok(pre),
-            Staged::Compile(pending) => pending,
+        let (pending, tier) = match staged {
+            Staged::Reused(prepared) => return Ok(prepared),
+            Staged::Compile(pending, tier) => (pending, tier),
         };
-        let artifact = self.artifacts.compile(&self.metrics, &pending).await?;
+        let compiled = self
+            .artifacts
+            .compile(&self.metrics, &pending, tier, Queue::Bounded)
+            .await;
+        let (artifact, tier) = match compiled {
+            // Code Winch cannot compile (a proposal it lacks) goes to the optimized tier.
+            Err(ArtifactError::Compile(CompileError::Failed(reason))) if tier == Tier::Baseline => {
+                tracing::debug!(%reason, "the baseline tier cannot compile this component");
+                let artifact = self
+                    .artifacts
+                    .compile(&self.metrics, &pending, Tier::Optimized, Queue::Bounded)
+                    .await?;
+                (artifact, Tier::Optimized)
+            }
+            compiled => (compiled?, tier),
+        };
         let (this, st, sha) = (self.clone(), store.clone(), sha256.to_string());
         blocking(move || {
-            let component =
-                this.artifacts
-                    .keep_and_load(&this.engine, &st, &sha, &pending, &artifact)?;
-            this.link(&component)
+            let component = this
+                .artifacts
+                .keep_and_load(&st, &sha, &pending, tier, &artifact)?;
+            this.prepared(&component)
         })
         .await
     }
 
     /// Start and change path: the script's compiled artifact from disk (verified), or a
     /// recompile from its stored bytes (composed again) when the artifact cannot be used.
-    pub fn load(&self, store: &Store, sha256: &str) -> Result<ProxyPre<Host>, PrepareError> {
-        let component = self
-            .artifacts
-            .load(&self.engine, store, &self.metrics, sha256)?;
-        self.link(&component)
+    pub fn load(&self, store: &Store, sha256: &str) -> Result<Prepared, PrepareError> {
+        let component = self.artifacts.load(store, &self.metrics, sha256)?;
+        self.prepared(&component)
     }
 
+    /// `component` linked, and which tier it is.
+    fn prepared(
+        &self,
+        component: &wasmtime::component::Component,
+    ) -> Result<Prepared, PrepareError> {
+        Ok(Prepared {
+            pre: self.link(component)?,
+            tier: self.artifacts.tier_of(component),
+        })
+    }
+
+    /// `component` linked by its own tier's linker.
     fn link(
         &self,
         component: &wasmtime::component::Component,
     ) -> Result<ProxyPre<Host>, PrepareError> {
-        let imports = rpc::rpc_imports(&self.engine, component);
+        let base = match self.artifacts.tier_of(component) {
+            Tier::Optimized => &self.linker,
+            Tier::Baseline => &self.baseline_linker,
+        };
+        let imports = rpc::rpc_imports(component);
         let linked = if imports.is_empty() {
-            self.linker.instantiate_pre(component)
+            base.instantiate_pre(component)
         } else {
-            let mut linker = self.linker.clone();
+            let mut linker = base.clone();
             rpc::link_imports(&mut linker, &imports)
                 .and_then(|()| linker.instantiate_pre(component))
         };
@@ -279,10 +330,18 @@ impl Runtime {
     }
 }
 
-/// An upload after validation: linked from the artifact of the same bytes, or to compile.
+/// A linked component, ready to serve.
+pub struct Prepared {
+    pub pre: ProxyPre<Host>,
+    /// Baseline when its optimized artifact is still to be compiled (`tiering.rs`).
+    pub tier: Tier,
+}
+
+/// An upload after validation: linked from the artifact of the same bytes, or to compile
+/// for a first tier.
 enum Staged {
-    Reused(ProxyPre<Host>),
-    Compile(artifacts::Pending),
+    Reused(Prepared),
+    Compile(artifacts::Pending, Tier),
 }
 
 /// Runs blocking validation, store or load work off the async threads.

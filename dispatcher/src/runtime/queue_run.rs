@@ -79,25 +79,31 @@ impl Runtime {
         let queue_name = queue.to_string();
         let run_budget = budget.clone();
         let result = self
-            .run_metered(&script, &report, &budget, |mut store| async move {
-                let instance = pre
-                    .instance_pre()
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| describe_failure(e, &run_budget, "instantiation failed: "))?;
-                let handle = instance
-                    .get_typed_func::<(String, Vec<QueueMessage>), (Vec<Outcome>,)>(
-                        &mut store, &handler,
-                    )
-                    .map_err(|e| {
-                        InvokeError::ScriptError(format!("{QUEUE_HANDLER_INTERFACE}: {e:#}"))
-                    })?;
-                let (outcomes,) = handle
-                    .call_async(&mut store, (queue_name, batch))
-                    .await
-                    .map_err(|e| describe_failure(e, &run_budget, ""))?;
-                Ok(outcomes)
-            })
+            .run_metered(
+                &script,
+                &report,
+                &budget,
+                pre,
+                |mut store, pre| async move {
+                    let instance = pre
+                        .instance_pre()
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(|e| describe_failure(e, &run_budget, "instantiation failed: "))?;
+                    let handle = instance
+                        .get_typed_func::<(String, Vec<QueueMessage>), (Vec<Outcome>,)>(
+                            &mut store, &handler,
+                        )
+                        .map_err(|e| {
+                            InvokeError::ScriptError(format!("{QUEUE_HANDLER_INTERFACE}: {e:#}"))
+                        })?;
+                    let (outcomes,) = handle
+                        .call_async(&mut store, (queue_name, batch))
+                        .await
+                        .map_err(|e| describe_failure(e, &run_budget, ""))?;
+                    Ok(outcomes)
+                },
+            )
             .await;
         result.map_err(|error| RunFailure {
             request_id: report.request_id.clone(),

@@ -38,7 +38,8 @@ fn is_host_interface(name: &str) -> bool {
 }
 
 /// The interfaces `component` imports that only RPC can satisfy.
-pub fn rpc_imports(engine: &Engine, component: &Component) -> Vec<RpcImport> {
+pub fn rpc_imports(component: &Component) -> Vec<RpcImport> {
+    let engine = component.engine();
     component
         .component_type()
         .imports(engine)
@@ -69,11 +70,8 @@ fn functions_of(engine: &Engine, item: ComponentItem) -> Option<Vec<(String, Com
 }
 
 /// The functions `component` exports under `interface`, if it does.
-pub fn rpc_exports(
-    engine: &Engine,
-    component: &Component,
-    interface: &str,
-) -> Option<Vec<(String, ComponentFunc)>> {
+pub fn rpc_exports(component: &Component, interface: &str) -> Option<Vec<(String, ComponentFunc)>> {
+    let engine = component.engine();
     component
         .component_type()
         .exports(engine)
@@ -277,30 +275,36 @@ impl Runtime {
         let run_budget = budget.clone();
         let (interface_name, function_name) = (interface.to_string(), function.to_string());
         let result = self
-            .run_metered(&callee, &report, &budget, |mut store| async move {
-                let component = pre.instance_pre().component();
-                let index = component
-                    .get_export_index(None, &interface_name)
-                    .and_then(|i| component.get_export_index(Some(&i), &function_name))
-                    .ok_or_else(|| {
-                        InvokeError::ScriptError(format!(
-                            "it does not export `{interface_name}.{function_name}`"
-                        ))
-                    })?;
-                let instance = pre
-                    .instance_pre()
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| describe_failure(e, &run_budget, "instantiation failed: "))?;
-                let func = instance
-                    .get_func(&mut store, index)
-                    .ok_or_else(|| InvokeError::ScriptError("no such function".into()))?;
-                let mut results = vec![Val::Bool(false); func.ty(&store).results().len()];
-                func.call_async(&mut store, &params, &mut results)
-                    .await
-                    .map_err(|e| describe_failure(e, &run_budget, ""))?;
-                Ok(results)
-            })
+            .run_metered(
+                &callee,
+                &report,
+                &budget,
+                pre,
+                |mut store, pre| async move {
+                    let component = pre.instance_pre().component();
+                    let index = component
+                        .get_export_index(None, &interface_name)
+                        .and_then(|i| component.get_export_index(Some(&i), &function_name))
+                        .ok_or_else(|| {
+                            InvokeError::ScriptError(format!(
+                                "it does not export `{interface_name}.{function_name}`"
+                            ))
+                        })?;
+                    let instance = pre
+                        .instance_pre()
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(|e| describe_failure(e, &run_budget, "instantiation failed: "))?;
+                    let func = instance
+                        .get_func(&mut store, index)
+                        .ok_or_else(|| InvokeError::ScriptError("no such function".into()))?;
+                    let mut results = vec![Val::Bool(false); func.ty(&store).results().len()];
+                    func.call_async(&mut store, &params, &mut results)
+                        .await
+                        .map_err(|e| describe_failure(e, &run_budget, ""))?;
+                    Ok(results)
+                },
+            )
             .await;
         result.map_err(|error| {
             format!(

@@ -81,27 +81,33 @@ impl Runtime {
         };
         let run_budget = budget.clone();
         let result = self
-            .run_metered(&script, &report, &budget, |mut store| async move {
-                let instance = pre
-                    .instance_pre()
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| describe_failure(e, &run_budget, "instantiation failed: "))?;
-                let handle = instance
-                    .get_typed_func::<(ScheduledEvent,), (Result<(), String>,)>(
-                        &mut store, &handler,
-                    )
-                    .map_err(|e| {
-                        InvokeError::ScriptError(format!("{SCHEDULED_INTERFACE}: {e:#}"))
-                    })?;
-                let (answer,) = handle
-                    .call_async(&mut store, (event,))
-                    .await
-                    .map_err(|e| describe_failure(e, &run_budget, ""))?;
-                answer.map_err(|e| {
-                    InvokeError::ScriptError(format!("the scheduled handler failed: {e}"))
-                })
-            })
+            .run_metered(
+                &script,
+                &report,
+                &budget,
+                pre,
+                |mut store, pre| async move {
+                    let instance = pre
+                        .instance_pre()
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(|e| describe_failure(e, &run_budget, "instantiation failed: "))?;
+                    let handle = instance
+                        .get_typed_func::<(ScheduledEvent,), (Result<(), String>,)>(
+                            &mut store, &handler,
+                        )
+                        .map_err(|e| {
+                            InvokeError::ScriptError(format!("{SCHEDULED_INTERFACE}: {e:#}"))
+                        })?;
+                    let (answer,) = handle
+                        .call_async(&mut store, (event,))
+                        .await
+                        .map_err(|e| describe_failure(e, &run_budget, ""))?;
+                    answer.map_err(|e| {
+                        InvokeError::ScriptError(format!("the scheduled handler failed: {e}"))
+                    })
+                },
+            )
             .await;
         let cpu_ms = budget.cpu_used().as_secs_f64() * 1e3;
         match result {

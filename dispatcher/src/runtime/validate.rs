@@ -10,8 +10,7 @@
 //! depth).
 
 use wasmparser::{
-    FuncValidatorAllocations, OperatorsReader, Parser, Payload, ValidPayload, Validator,
-    WasmFeatures,
+    FuncValidatorAllocations, Parser, Payload, ValidPayload, Validator, WasmFeatures,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -63,19 +62,32 @@ const ALLOWED_PACKAGES: &[&str] = &[
     super::compose::PLATFORM_MODULE_PACKAGE,
 ];
 
-pub fn validate_component(bytes: &[u8], limits: CodeLimits) -> Result<(), ValidateError> {
+/// What validation learned about a valid component.
+#[derive(Debug, Clone, Copy)]
+pub struct Validated {
+    /// Bytes of function bodies in all its core modules (what compile time follows).
+    pub code_bytes: u64,
+    /// Whether it imports `platform:module/*` (and so is composed with it).
+    pub imports_platform_module: bool,
+}
+
+pub fn validate_component(bytes: &[u8], limits: CodeLimits) -> Result<Validated, ValidateError> {
     if Parser::is_core_wasm(bytes) {
         return Err(ValidateError::CoreModule);
     }
     if !Parser::is_component(bytes) {
         return Err(ValidateError::NotWasm);
     }
-    for import in validate_within(bytes, limits)? {
-        if !import_allowed(&import) {
-            return Err(ValidateError::ImportNotAllowed(import));
-        }
+    let (imports, code_bytes) = validate_within(bytes, limits)?;
+    if let Some(refused) = imports.iter().find(|import| !import_allowed(import)) {
+        return Err(ValidateError::ImportNotAllowed(refused.clone()));
     }
-    Ok(())
+    Ok(Validated {
+        code_bytes,
+        imports_platform_module: imports
+            .iter()
+            .any(|import| super::compose::is_platform_module_interface(import)),
+    })
 }
 
 /// An import of an allowed package, or an interface (`ns:pkg/iface`) of a package outside
@@ -90,15 +102,16 @@ fn import_allowed(name: &str) -> bool {
 }
 
 /// Validates the component in one pass over its bytes and returns the names of its own
-/// imports (not those of components nested inside it). On the way it refuses what is
+/// imports (not those of components nested inside it) and its bytes of code. On the way it refuses what is
 /// over `limits`: function counts come from the function sections (before any body is
 /// read), nesting from the validator's control stack after each operator of a body.
-fn validate_within(bytes: &[u8], limits: CodeLimits) -> Result<Vec<String>, ValidateError> {
+fn validate_within(bytes: &[u8], limits: CodeLimits) -> Result<(Vec<String>, u64), ValidateError> {
     let invalid = |e: wasmparser::BinaryReaderError| ValidateError::Invalid(e.to_string());
     let mut validator = Validator::new_with_features(WasmFeatures::default());
     let mut allocations = FuncValidatorAllocations::default();
     let mut imports = Vec::new();
     let mut functions = 0u64;
+    let mut code_bytes = 0u64;
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(invalid)?;
@@ -110,6 +123,7 @@ fn validate_within(bytes: &[u8], limits: CodeLimits) -> Result<Vec<String>, Vali
                     imports.push(import.map_err(invalid)?.name.name.to_string());
                 }
             }
+            Payload::CodeSectionStart { size, .. } => code_bytes += u64::from(*size),
             Payload::FunctionSection(section) => {
                 functions += u64::from(section.count());
                 if functions > limits.max_functions {
@@ -124,10 +138,16 @@ fn validate_within(bytes: &[u8], limits: CodeLimits) -> Result<Vec<String>, Vali
             let mut function = function.into_validator(std::mem::take(&mut allocations));
             let mut reader = body.get_binary_reader();
             function.read_locals(&mut reader).map_err(invalid)?;
-            let mut operators = OperatorsReader::new(reader);
-            while !operators.eof() {
-                let (operator, offset) = operators.read_with_offset().map_err(invalid)?;
-                function.op(offset, &operator).map_err(invalid)?;
+            reader.set_features(*validator.features());
+            // The validator visits each operator straight from the bytes, as
+            // `FuncValidator::validate` does (materializing each `Operator` first made
+            // validation about twice as slow).
+            while !reader.eof() {
+                let offset = reader.original_position();
+                reader
+                    .visit_operator(&mut function.visitor(offset))
+                    .map_err(invalid)?
+                    .map_err(invalid)?;
                 // The function's own frame is the first on the stack.
                 if u64::from(function.control_stack_height()) > limits.max_nesting + 1 {
                     return Err(ValidateError::NestedTooDeep {
@@ -135,11 +155,13 @@ fn validate_within(bytes: &[u8], limits: CodeLimits) -> Result<Vec<String>, Vali
                     });
                 }
             }
-            operators.finish().map_err(invalid)?;
+            reader
+                .finish_expression(&function.visitor(reader.original_position()))
+                .map_err(invalid)?;
             allocations = function.into_allocations();
         }
     }
-    Ok(imports)
+    Ok((imports, code_bytes))
 }
 
 #[cfg(test)]

@@ -10,33 +10,49 @@
 //! only requests in the first moments after a start can wait for a load. An upload's
 //! component is loaded before the upload commits, so it is never cold.
 //!
+//! A component served by its baseline tier is replaced by its optimized one when that is
+//! compiled (`tiering.rs`); requests running on the old one finish on it.
+//!
 //! A component that cannot be loaded (its artifact and its stored bytes are both
 //! corrupted, say) stays failed: its script answers `503 script_unavailable`, and the
 //! next sync, or an upload of the same bytes, makes a new one.
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tokio::sync::OnceCell;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use super::{Host, Runtime};
+use super::{Host, Prepared, Runtime, Tier};
 use crate::store::Store;
 
 /// One script's component (shared by every script with the same bytes).
 pub struct ScriptComponent {
     sha256: String,
     store: Arc<Store>,
-    loaded: OnceCell<Result<ProxyPre<Host>, String>>,
+    /// The linked component once loaded (swapped for the optimized tier's), or why it
+    /// cannot be.
+    loaded: OnceCell<Result<ArcSwap<ProxyPre<Host>>, String>>,
 }
 
 impl ScriptComponent {
-    /// A component loaded already (an upload's).
-    pub fn loaded(sha256: String, store: Arc<Store>, pre: ProxyPre<Host>) -> Arc<Self> {
-        Arc::new(ScriptComponent {
+    /// A component loaded already (an upload's, committed now): one of the baseline tier
+    /// gets its optimized compile started.
+    pub fn loaded(
+        runtime: &Arc<Runtime>,
+        sha256: String,
+        store: Arc<Store>,
+        prepared: Prepared,
+    ) -> Arc<Self> {
+        let component = Arc::new(ScriptComponent {
             sha256,
             store,
-            loaded: OnceCell::new_with(Some(Ok(pre))),
-        })
+            loaded: OnceCell::new_with(Some(Ok(ArcSwap::from_pointee(prepared.pre)))),
+        });
+        if prepared.tier == Tier::Baseline {
+            runtime.tier_up(&component);
+        }
+        component
     }
 
     /// A component to be loaded from the artifact of `sha256` on first use.
@@ -53,6 +69,18 @@ impl ScriptComponent {
         &self.sha256
     }
 
+    /// The store holding the component's bytes and artifacts.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Serves the component from `pre` from now on (its optimized tier).
+    pub fn replace(&self, pre: ProxyPre<Host>) {
+        if let Some(Ok(current)) = self.loaded.get() {
+            current.store(Arc::new(pre));
+        }
+    }
+
     pub fn is_loaded(&self) -> bool {
         self.loaded.initialized()
     }
@@ -62,30 +90,46 @@ impl ScriptComponent {
         matches!(self.loaded.get(), Some(Err(_)))
     }
 
-    /// The component, loaded now on the blocking pool when nothing has loaded it yet;
-    /// why it cannot be loaded otherwise (the reason may name internals: log it only).
-    pub async fn get(&self, runtime: &Arc<Runtime>) -> Result<&ProxyPre<Host>, &str> {
+    /// The component, loaded now on the blocking pool when nothing has loaded it yet (a
+    /// baseline artifact then gets its optimized compile started); why it cannot be
+    /// loaded otherwise (the reason may name internals: log it only).
+    pub async fn get(self: &Arc<Self>, runtime: &Arc<Runtime>) -> Result<ProxyPre<Host>, &str> {
         let loaded = self
             .loaded
             .get_or_init(|| {
-                let (runtime, store, sha256) =
-                    (runtime.clone(), self.store.clone(), self.sha256.clone());
+                let (runtime, component) = (runtime.clone(), self.clone());
                 async move {
+                    let (loader, store, sha256) = (
+                        runtime.clone(),
+                        component.store.clone(),
+                        component.sha256.clone(),
+                    );
                     let loaded = tokio::task::spawn_blocking(move || {
-                        runtime
+                        loader
                             .load(&store, &sha256)
                             .map_err(|error| error.to_string())
                     })
                     .await
                     .unwrap_or_else(|join| Err(join.to_string()));
-                    if let Err(reason) = &loaded {
-                        tracing::error!(%reason, "a script's component cannot be loaded; it answers as unavailable");
+                    match loaded {
+                        Ok(prepared) => {
+                            if prepared.tier == Tier::Baseline {
+                                runtime.tier_up(&component);
+                            }
+                            Ok(ArcSwap::from_pointee(prepared.pre))
+                        }
+                        Err(reason) => {
+                            tracing::error!(%reason, "a script's component cannot be loaded; it answers as unavailable");
+                            Err(reason)
+                        }
                     }
-                    loaded
                 }
             })
             .await;
-        loaded.as_ref().map_err(String::as_str)
+        match loaded {
+            Ok(current) => Ok(ProxyPre::clone(&current.load())),
+            Err(reason) => Err(reason),
+        }
     }
 }
 

@@ -183,7 +183,7 @@ fn random_hex(bytes: usize) -> String {
 }
 
 pub use blobs::{Swept, sha256_file_hex, sha256_hex};
-pub use durable::write_durably;
+pub use durable::{write_durably, write_replaceable};
 pub use full::{io_is_full, sqlite_is_full};
 pub use scripts::customer_tag;
 pub use secrets::write_owner_only;
