@@ -165,7 +165,7 @@ impl Metrics {
         };
         counter(
             "dispatcher_compiles_total",
-            "Components compiled by this process (uploads and artifact rebuilds).",
+            "Components compiled by this process (uploads, tier-ups and artifact rebuilds).",
             self.compiles.get(),
         );
         counter(

@@ -1,8 +1,9 @@
 //! The two compiler tiers: an upload with much code answers on its baseline (Winch)
 //! artifact first and moves to its optimized (Cranelift) one in the background; limits
 //! hold on either; a restart loads the optimized artifact and compiles nothing; code
-//! Winch cannot compile goes straight to the optimized tier. Every upload here counts as
-//! large (`baseline_min_code_kb = 0`).
+//! Winch cannot compile goes straight to the optimized tier; bytes that fail validation
+//! while their compile runs are refused as invalid. Every upload here counts as large
+//! (`baseline_min_code_kb = 0`).
 
 use std::time::Duration;
 
@@ -116,6 +117,42 @@ fn tail_calling_component() -> Vec<u8> {
     let mut component = Component::new();
     component.section(&ModuleSection(&module));
     component.finish()
+}
+
+/// A component whose one function, of type `[] -> [i32]`, returns nothing: it parses,
+/// and fails validation only in that body.
+fn invalid_body_component() -> Vec<u8> {
+    let mut types = TypeSection::new();
+    types.ty().function([], [wasm_encoder::ValType::I32]);
+    let mut declared = FunctionSection::new();
+    declared.function(0);
+    let mut code = CodeSection::new();
+    let mut body = Function::new([]);
+    body.instruction(&Instruction::End);
+    code.function(&body);
+    let mut module = Module::new();
+    module.section(&types).section(&declared).section(&code);
+    let mut component = Component::new();
+    component.section(&ModuleSection(&module));
+    component.finish()
+}
+
+#[test]
+fn a_body_that_fails_validation_is_refused_though_its_compile_had_started() {
+    let server = Server::start_with_config(EVERY_UPLOAD_BASELINE_FIRST);
+    let (_, token) = server.create_customer("acme");
+    let message = expect_error(
+        server.upload(&token, "bad", &invalid_body_component()),
+        400,
+        "invalid_wasm",
+    );
+    assert!(
+        message.contains("invalid WebAssembly component"),
+        "the validator's answer, not the compiler's: {message}"
+    );
+    assert_eq!(server.metric("dispatcher_compiles_total"), 0);
+    assert_eq!(server.upload(&token, "app", &guest("hello")).status(), 201);
+    assert_eq!(server.get("/dispatch/app/").text().unwrap(), HELLO);
 }
 
 #[test]

@@ -207,6 +207,14 @@ impl ArtifactCache {
         self.load_kept(tier, wasm_sha256, key, artifact)
     }
 
+    /// Whether an artifact of `wasm_sha256` is recorded, of either tier (not checked).
+    pub fn has_artifact(&self, store: &Store, wasm_sha256: &str) -> bool {
+        [&self.optimized, &self.baseline]
+            .iter()
+            .flat_map(|tier| [&tier.composed, &tier.plain])
+            .any(|key| matches!(store.artifact_digest(wasm_sha256, key), Ok(Some(_))))
+    }
+
     /// The verified optimized artifact of `wasm_sha256`, if one is stored.
     pub fn stored_optimized(&self, store: &Store, wasm_sha256: &str) -> Option<Component> {
         self.load_verified(store, wasm_sha256, &[Tier::Optimized])

@@ -2,7 +2,7 @@
 //! optimized tier's (Cranelift) runs nearly every script, with the pooling instance
 //! allocator (slots reserved once, copy-on-write memory images), so a fresh instance per
 //! request costs microseconds. The baseline tier's (Winch, a single-pass compiler about
-//! six times faster to compile with) runs a large component for the seconds between its
+//! four times faster to compile with) runs a large component for the seconds between its
 //! upload and its optimized artifact (`tiering.rs`); it allocates instances on demand,
 //! held to the same limits by the store's memory limiter, so it reserves no second pool.
 //!
@@ -21,7 +21,7 @@ use wasmtime::{
 /// Which compiler an engine compiles with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Tier {
-    /// Winch: code in about a sixth of the time, running slower; no code cache.
+    /// Winch: code in about a quarter of the time, running slower; no code cache.
     Baseline,
     /// Cranelift, through the code cache when there is one.
     Optimized,

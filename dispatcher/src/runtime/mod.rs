@@ -52,6 +52,7 @@ pub use index::{Deployed, LoadedScript, ScriptIndex};
 pub use invoke::{InvokeError, RunFailure, named_handler};
 pub use limits::Limits;
 pub use outbound::{AddressPolicy, AllowList};
+use validate::Pass;
 pub use validate::{CodeLimits, ValidateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -226,7 +227,9 @@ impl Runtime {
     /// verified artifact of the same bytes when there is one, else composes it with the
     /// platform module when it imports `platform:module/*`, compiles it in a worker
     /// (storing the artifact) and links it. Large code compiles for the baseline tier
-    /// first (`tiering.rs`). Dropping the future kills the worker.
+    /// first (`tiering.rs`), its worker started as soon as the outline of the bytes has
+    /// been read, while the rest is validated; invalid bytes end that compile and are
+    /// refused as invalid. Dropping the future kills the worker.
     pub async fn prepare(
         self: &Arc<Self>,
         store: &Arc<Store>,
@@ -240,41 +243,47 @@ impl Runtime {
             wasm.clone(),
         );
         let staged = blocking(move || {
-            let validated = validate::validate_component(&bytes, this.code_limits)?;
+            let outline = validate::validate_component(&bytes, this.code_limits, Pass::Outline)?;
+            let tier = this.first_tier(outline.code_bytes);
+            if tier == Tier::Baseline
+                && !outline.imports_platform_module
+                && !this.artifacts.has_artifact(&st, &sha)
+            {
+                // Large, and nothing to reuse: its compile starts now, validated meanwhile.
+                let pending = this.artifacts.pending(&bytes, None);
+                return Ok(Staged::CompileValidating(pending));
+            }
+            validate::validate_component(&bytes, this.code_limits, Pass::Full)?;
             if let Some(component) = this.artifacts.reuse(&st, &this.metrics, &sha) {
                 return Ok(Staged::Reused(this.prepared(&component)?));
             }
-            let composed = if validated.imports_platform_module {
+            let composed = if outline.imports_platform_module {
                 this.platform.compose(&bytes)?
             } else {
                 None
             };
-            let tier = this.first_tier(validated.code_bytes);
             Ok(Staged::Compile(
                 this.artifacts.pending(&bytes, composed),
                 tier,
             ))
         })
         .await?;
-        let (pending, tier) = match staged {
+        let (artifact, pending, tier) = match staged {
             Staged::Reused(prepared) => return Ok(prepared),
-            Staged::Compile(pending, tier) => (pending, tier),
-        };
-        let compiled = self
-            .artifacts
-            .compile(&self.metrics, &pending, tier, Queue::Bounded)
-            .await;
-        let (artifact, tier) = match compiled {
-            // Code Winch cannot compile (a proposal it lacks) goes to the optimized tier.
-            Err(ArtifactError::Compile(CompileError::Failed(reason))) if tier == Tier::Baseline => {
-                tracing::debug!(%reason, "the baseline tier cannot compile this component");
-                let artifact = self
-                    .artifacts
-                    .compile(&self.metrics, &pending, Tier::Optimized, Queue::Bounded)
-                    .await?;
-                (artifact, Tier::Optimized)
+            Staged::Compile(pending, tier) => {
+                let (artifact, tier) = self.compile_first(&pending, tier).await?;
+                (artifact, pending, tier)
             }
-            compiled => (compiled?, tier),
+            Staged::CompileValidating(pending) => {
+                let (this, bytes) = (self.clone(), wasm.clone());
+                let validation = blocking(move || {
+                    validate::validate_component(&bytes, this.code_limits, Pass::Full)?;
+                    Ok(())
+                });
+                let compile = self.compile_first(&pending, Tier::Baseline);
+                let (artifact, tier) = once_valid(validation, compile).await?;
+                (artifact, pending, tier)
+            }
         };
         let (this, st, sha) = (self.clone(), store.clone(), sha256.to_string());
         blocking(move || {
@@ -284,6 +293,31 @@ impl Runtime {
             this.prepared(&component)
         })
         .await
+    }
+
+    /// Compiles `pending` for `tier` (waiting for a slot no longer than the queue time);
+    /// code Winch cannot compile (a proposal it lacks) goes to the optimized tier. The
+    /// artifact, and its tier.
+    async fn compile_first(
+        &self,
+        pending: &artifacts::Pending,
+        tier: Tier,
+    ) -> Result<(Vec<u8>, Tier), PrepareError> {
+        let compiled = self
+            .artifacts
+            .compile(&self.metrics, pending, tier, Queue::Bounded)
+            .await;
+        match compiled {
+            Err(ArtifactError::Compile(CompileError::Failed(reason))) if tier == Tier::Baseline => {
+                tracing::debug!(%reason, "the baseline tier cannot compile this component");
+                let artifact = self
+                    .artifacts
+                    .compile(&self.metrics, pending, Tier::Optimized, Queue::Bounded)
+                    .await?;
+                Ok((artifact, Tier::Optimized))
+            }
+            compiled => Ok((compiled?, tier)),
+        }
     }
 
     /// Start and change path: the script's compiled artifact from disk (verified), or a
@@ -338,10 +372,32 @@ pub struct Prepared {
 }
 
 /// An upload after validation: linked from the artifact of the same bytes, or to compile
-/// for a first tier.
+/// for a first tier; or, large and after its outline only, to compile for the baseline
+/// tier while it is validated.
 enum Staged {
     Reused(Prepared),
     Compile(artifacts::Pending, Tier),
+    CompileValidating(artifacts::Pending),
+}
+
+/// `compile`'s outcome once `validation` has passed too: a validation that fails first
+/// ends the compile (dropping it kills its worker), and its error is the answer even when
+/// the compile failed first.
+async fn once_valid<T>(
+    validation: impl Future<Output = Result<(), PrepareError>>,
+    compile: impl Future<Output = Result<T, PrepareError>>,
+) -> Result<T, PrepareError> {
+    tokio::pin!(validation, compile);
+    tokio::select! {
+        validated = &mut validation => {
+            validated?;
+            compile.await
+        }
+        compiled = &mut compile => {
+            validation.await?;
+            compiled
+        }
+    }
 }
 
 /// Runs blocking validation, store or load work off the async threads.

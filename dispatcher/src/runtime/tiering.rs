@@ -1,11 +1,13 @@
 //! Two compiler tiers, so a large upload answers in seconds rather than after its whole
 //! optimized compile. A component with at least `baseline_min_code_bytes` of code (a
 //! JavaScript or Python component carries its language's whole engine: 10-20 MB) is
-//! compiled first by Winch, the baseline tier (`engine.rs`), about six times faster than
+//! compiled first by Winch, the baseline tier (`engine.rs`), about four times faster than
 //! Cranelift; its upload commits and serves on that artifact, and a background compile
 //! by Cranelift, the optimized tier, then replaces it in every script that shares the
 //! bytes ([`ScriptComponent::replace`]) and on disk. A server restarted in between loads
-//! the baseline artifact and starts the optimized compile again.
+//! the baseline artifact and starts the optimized compile again. The baseline compile of
+//! an upload starts once its outline is read (`validate.rs`), while the rest of it is
+//! validated: bytes that fail validation stop that compile and are refused as before.
 //!
 //! Both compiles run in the compile cage, under the same limits; the optimized one runs
 //! in the cage's background lane (one at a time, at the lowest priority, never taking an

@@ -71,14 +71,29 @@ pub struct Validated {
     pub imports_platform_module: bool,
 }
 
-pub fn validate_component(bytes: &[u8], limits: CodeLimits) -> Result<Validated, ValidateError> {
+/// How much of a component `validate_component` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Its outline: what it is, its imports, its function count and code size, without
+    /// decoding any function body (milliseconds for megabytes). What it accepts may
+    /// still be invalid.
+    Outline,
+    /// All of it: every type and operator, and the nesting limit.
+    Full,
+}
+
+pub fn validate_component(
+    bytes: &[u8],
+    limits: CodeLimits,
+    pass: Pass,
+) -> Result<Validated, ValidateError> {
     if Parser::is_core_wasm(bytes) {
         return Err(ValidateError::CoreModule);
     }
     if !Parser::is_component(bytes) {
         return Err(ValidateError::NotWasm);
     }
-    let (imports, code_bytes) = validate_within(bytes, limits)?;
+    let (imports, code_bytes) = validate_within(bytes, limits, pass)?;
     if let Some(refused) = imports.iter().find(|import| !import_allowed(import)) {
         return Err(ValidateError::ImportNotAllowed(refused.clone()));
     }
@@ -101,11 +116,16 @@ fn import_allowed(name: &str) -> bool {
     package.contains(':') && name.contains('/') && !matches!(namespace, "wasi" | "platform")
 }
 
-/// Validates the component in one pass over its bytes and returns the names of its own
-/// imports (not those of components nested inside it) and its bytes of code. On the way it refuses what is
-/// over `limits`: function counts come from the function sections (before any body is
-/// read), nesting from the validator's control stack after each operator of a body.
-fn validate_within(bytes: &[u8], limits: CodeLimits) -> Result<(Vec<String>, u64), ValidateError> {
+/// Validates the component (its outline only, or all of it) in one pass over its bytes
+/// and returns the names of its own imports (not those of components nested inside it)
+/// and its bytes of code. On the way it refuses what is over `limits`: function counts
+/// come from the function sections (before any body is read), nesting from the
+/// validator's control stack after each operator of a body.
+fn validate_within(
+    bytes: &[u8],
+    limits: CodeLimits,
+    pass: Pass,
+) -> Result<(Vec<String>, u64), ValidateError> {
     let invalid = |e: wasmparser::BinaryReaderError| ValidateError::Invalid(e.to_string());
     let mut validator = Validator::new_with_features(WasmFeatures::default());
     let mut allocations = FuncValidatorAllocations::default();
@@ -133,6 +153,9 @@ fn validate_within(bytes: &[u8], limits: CodeLimits) -> Result<(Vec<String>, u64
                 }
             }
             _ => {}
+        }
+        if pass == Pass::Outline {
+            continue;
         }
         if let ValidPayload::Func(function, body) = validator.payload(&payload).map_err(invalid)? {
             let mut function = function.into_validator(std::mem::take(&mut allocations));
