@@ -37,6 +37,10 @@ const MAGIC: &[u8; 8] = b"DSPCODE1";
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CodeCacheSpec {
     pub path: PathBuf,
+    /// Where the pack is written before it is renamed into place: the artifacts
+    /// directory, whose sweep removes a temporary file a killed worker left
+    /// (`store/blobs.rs`). On the pack's filesystem.
+    pub temp_dir: PathBuf,
     pub max_bytes: u64,
     /// The server engine's compatibility hash: a pack of another build is unused.
     pub tag: String,
@@ -131,8 +135,8 @@ impl CodeCache {
 
         let temp = self
             .spec
-            .path
-            .with_extension(format!("tmp.{}", std::process::id()));
+            .temp_dir
+            .join(format!(".tmp-code-cache-{}", std::process::id()));
         let written = write_pack(&temp, &self.spec.tag, self.spec.max_bytes, &order)
             .and_then(|()| std::fs::rename(&temp, &self.spec.path));
         if written.is_err() {
@@ -261,6 +265,7 @@ mod tests {
     fn spec(dir: &Path, max_bytes: u64) -> CodeCacheSpec {
         CodeCacheSpec {
             path: dir.join("code-cache.pack"),
+            temp_dir: dir.to_path_buf(),
             max_bytes,
             tag: "engine".into(),
         }

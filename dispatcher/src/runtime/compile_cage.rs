@@ -225,8 +225,19 @@ impl CompileCage {
         if artifact.len() as u64 > limit {
             return Err(CompileError::ArtifactTooLarge { limit_bytes: limit });
         }
+        let message = String::from_utf8_lossy(&message);
+        // Both pipes closed after an artifact and its cache report: the worker is done
+        // but for writing the code cache, which it finishes on its own (reaped here).
+        if !artifact.is_empty()
+            && let Some(cache) = cache_report(&message)
+        {
+            tokio::spawn(async move {
+                let _ = child.wait().await;
+            });
+            return Ok(Compiled { artifact, cache });
+        }
         let status = child.wait().await.map_err(worker_error)?;
-        self.outcome(status, artifact, &String::from_utf8_lossy(&message))
+        self.outcome(status, artifact, &message)
     }
 
     fn outcome(
@@ -238,12 +249,7 @@ impl CompileCage {
         use std::os::unix::process::ExitStatusExt as _;
         let message = message.trim();
         if status.success() {
-            // The last line of a successful worker's stderr is its cache report.
-            let cache = message
-                .lines()
-                .last()
-                .and_then(|line| serde_json::from_str(line).ok())
-                .unwrap_or_default();
+            let cache = cache_report(message).unwrap_or_default();
             return Ok(Compiled { artifact, cache });
         }
         match (status.code(), status.signal()) {
@@ -267,6 +273,12 @@ impl CompileCage {
             _ => Err(CompileError::Worker(format!("{status}: {message}"))),
         }
     }
+}
+
+/// The cache report a successful worker ends its stderr with.
+fn cache_report(message: &str) -> Option<CacheStats> {
+    let last = message.trim_end().lines().last()?;
+    serde_json::from_str(last).ok()
 }
 
 /// The signals a worker may die of, as raw numbers (`ExitStatus::signal`).

@@ -5,9 +5,10 @@
 //! writes the serialized artifact to stdout. A compile error is written to stderr with
 //! exit status 1; running out of memory aborts the process (the allocator's failure), the
 //! CPU limit kills it (SIGXCPU, then SIGKILL), and when the machine runs out of memory the
-//! OOM killer takes it first (SIGKILL). With a code cache (`code_cache.rs`, optimized
-//! tier only) it compiles through it, writes it back after the artifact, and ends a
-//! successful compile with one JSON line of [`CacheStats`] on stderr.
+//! OOM killer takes it first (SIGKILL). A successful compile ends its stderr with one
+//! JSON line of [`CacheStats`] and closes both pipes, which tells the server it is done;
+//! with a code cache (`code_cache.rs`, optimized tier only), which it compiles through,
+//! it then writes the cache back before it exits.
 
 use std::io::{Read as _, Write as _};
 use std::sync::Arc;
@@ -55,14 +56,22 @@ pub fn run(spec: &str) -> anyhow::Result<()> {
             out.write_all(&artifact)?;
             out.flush()?;
             drop(out);
-            let stats = cache.as_ref().map_or(CacheStats::default(), |cache| {
+            let stats = cache
+                .as_ref()
+                .map_or(CacheStats::default(), |cache| cache.stats());
+            eprintln!("{}", serde_json::to_string(&stats)?);
+            // The server takes the artifact as soon as both pipes end: end them, then
+            // write the pack while it goes on, and exit without freeing the compile's
+            // memory piece by piece.
+            let null = std::fs::File::options().write(true).open("/dev/null")?;
+            rustix::stdio::dup2_stdout(&null)?;
+            rustix::stdio::dup2_stderr(&null)?;
+            if let Some(cache) = &cache {
                 // A pack that cannot be written (a full disk) only makes later compiles
                 // colder.
                 let _ = cache.write();
-                cache.stats()
-            });
-            eprintln!("{}", serde_json::to_string(&stats)?);
-            Ok(())
+            }
+            std::process::exit(0);
         }
         Err(error) => {
             eprint!("{error:#}");

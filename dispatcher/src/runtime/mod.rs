@@ -154,6 +154,7 @@ impl Runtime {
         let platform = Arc::new(PlatformModule::builtin()?);
         let code_cache = (config.compile.code_cache_bytes > 0).then(|| code_cache::CodeCacheSpec {
             path: data_dir.join("code-cache.pack"),
+            temp_dir: data_dir.join("artifacts"),
             max_bytes: config.compile.code_cache_bytes,
             tag: engine::compatibility_hash(&engine),
         });
