@@ -26,11 +26,23 @@ use super::warmup::ScriptComponent;
 use super::{PrepareError, Runtime, blocking};
 use crate::store::Store;
 
-/// The optimized compiles running, by component digest, with every component waiting
-/// for each: a second upload of the same bytes while one runs waits for that one.
-#[derive(Default)]
+/// The optimized compiles running or waiting, by component digest, with every component
+/// waiting for each: a second upload of the same bytes while one runs waits for that one.
 pub struct TierUps {
     running: Mutex<HashMap<String, Vec<Weak<ScriptComponent>>>>,
+    /// One tier-up at a time reads its component's bytes and compiles: the others wait
+    /// holding only a digest, so a tenant uploading large components faster than they
+    /// tier up makes a queue of names, not of megabytes.
+    turn: tokio::sync::Semaphore,
+}
+
+impl Default for TierUps {
+    fn default() -> Self {
+        TierUps {
+            running: Mutex::default(),
+            turn: tokio::sync::Semaphore::new(1),
+        }
+    }
 }
 
 impl Runtime {
@@ -89,6 +101,12 @@ impl Runtime {
         store: &Arc<Store>,
         sha256: &str,
     ) -> Result<wasmtime_wasi_http::p2::bindings::ProxyPre<super::Host>, PrepareError> {
+        let _turn = self
+            .tier_ups
+            .turn
+            .acquire()
+            .await
+            .map_err(|e| PrepareError::Interrupted(e.to_string()))?;
         let (this, st, sha) = (self.clone(), store.clone(), sha256.to_string());
         let stored = blocking(move || match this.artifacts.stored_optimized(&st, &sha) {
             Some(component) => this.link(&component).map(Some),
