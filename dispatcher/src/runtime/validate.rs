@@ -1,13 +1,14 @@
-//! Upload validation of component bytes with `wasmparser`, before anything is compiled:
-//! the bytes must be a valid component (a core module is refused with how to build a
-//! component), and every top-level import must come from an allowed package (or be an
-//! interface of another package, for typed RPC between scripts). Whether the
-//! import's exact interface and version can be satisfied is checked afterwards: for
-//! `platform:module/*` by composition with the platform module (`compose.rs`, down to each
-//! function), for everything else by linking. The same single pass refuses what would
-//! cost too much to compile: too many functions in all core modules together, or blocks
-//! nested too deep in one function body (compile time grows with the square of the
-//! depth).
+//! Upload validation of component bytes with `wasmparser`, before anything is compiled
+//! (for a large upload, `Pass::Outline` first and `Pass::Full` beside its baseline
+//! compile, `tiering.rs`): the bytes must be a valid component (a core module is refused
+//! with how to build a component), and every top-level import must come from an allowed
+//! package (or be an interface of another package, for typed RPC between scripts).
+//! Whether the import's exact interface and version can be satisfied is checked
+//! afterwards: for `platform:module/*` by composition with the platform module
+//! (`compose.rs`, down to each function), for everything else by linking. The same single
+//! pass refuses what would cost too much to compile: too many functions in all core
+//! modules together, or blocks nested too deep in one function body (compile time grows
+//! with the square of the depth).
 
 use wasmparser::{
     FuncValidatorAllocations, Parser, Payload, ValidPayload, Validator, WasmFeatures,
