@@ -192,8 +192,8 @@ impl ArtifactCache {
         Ok(counted(metrics, compiled))
     }
 
-    /// Stores an artifact `compile` produced for `tier` durably, records its digest, and
-    /// loads it from its file.
+    /// Stores an artifact `compile` produced for `tier` (durably when optimized, see
+    /// `keep`), records its digest, and loads it from its file.
     pub fn keep_and_load(
         &self,
         store: &Store,
@@ -209,10 +209,8 @@ impl ArtifactCache {
 
     /// Whether an artifact of `wasm_sha256` is recorded, of either tier (not checked).
     pub fn has_artifact(&self, store: &Store, wasm_sha256: &str) -> bool {
-        [&self.optimized, &self.baseline]
-            .iter()
-            .flat_map(|tier| [&tier.composed, &tier.plain])
-            .any(|key| matches!(store.artifact_digest(wasm_sha256, key), Ok(Some(_))))
+        self.keys(BOTH_TIERS)
+            .any(|(_, key)| matches!(store.artifact_digest(wasm_sha256, key), Ok(Some(_))))
     }
 
     /// The verified optimized artifact of `wasm_sha256`, if one is stored.
@@ -302,6 +300,14 @@ impl ArtifactCache {
         store.record_artifact(wasm_sha256, key, &sha256_hex(artifact))
     }
 
+    /// Every key an artifact of `tiers` may be under, in that order, with its tier.
+    fn keys<'a>(&'a self, tiers: &'a [Tier]) -> impl Iterator<Item = (&'a TierEngine, &'a str)> {
+        tiers
+            .iter()
+            .map(|tier| self.tier(*tier))
+            .flat_map(|tier| [(tier, tier.composed.as_str()), (tier, tier.plain.as_str())])
+    }
+
     /// A script's artifact of one tier is under exactly one of its two keys (whether it
     /// is composed depends only on its own imports); the composed key names this platform
     /// module. `tiers` are tried in order.
@@ -311,11 +317,7 @@ impl ArtifactCache {
         wasm_sha256: &str,
         tiers: &[Tier],
     ) -> Result<Component, String> {
-        let keys = tiers
-            .iter()
-            .map(|tier| self.tier(*tier))
-            .flat_map(|tier| [(tier, &tier.composed), (tier, &tier.plain)]);
-        for (tier, key) in keys {
+        for (tier, key) in self.keys(tiers) {
             let Some(expected) = store
                 .artifact_digest(wasm_sha256, key)
                 .map_err(|e| e.to_string())?
