@@ -116,9 +116,15 @@ fn a_full_disk_answers_507_changes_nothing_leaves_no_temp_files_and_then_recover
     let data = server.data_dir().to_path_buf();
     let new_version = guest("echo-wstd");
 
-    let filler = Filler::fill(&data);
     // A compile worker writes the code cache after handing over its artifact, so its
-    // temporary file may outlive the answer by a moment.
+    // temporary file may outlive the answer by a moment; the new pack it becomes
+    // replaces an older one and frees that one's space. Fill the disk once they are done.
+    assert!(
+        eventually(Duration::from_secs(10), || temp_files(&data).is_empty()),
+        "{:?}",
+        temp_files(&data)
+    );
+    let filler = Filler::fill(&data);
     let message = expect_error(
         server.upload(&token, "app", &new_version),
         507,

@@ -1,10 +1,10 @@
 //! A run is cancelled when its client goes.
 //!
 //! The request side holds a [`ClientWatch`] while it waits for the response head, then
-//! hands it to the response body ([`WatchedBody`]); the run's task awaits its
+//! hands it to the response body ([`WatchedBody`]); the run awaits its
 //! [`Cancellation`] next to the guest. The watch dropped before the response is complete
 //! — the request future dropped before its head came back, or the body dropped before
-//! its end (hyper drops it when the connection closes) — cancels the run: its task drops
+//! its end (hyper drops it when the connection closes) — cancels the run: it drops
 //! the guest at once, and with its store the instance slot, its memory and its upstream
 //! connections, and the run is recorded as `canceled`. A response the client got whole
 //! releases the watch: the guest goes on (the SDK's `ctx.wait_until` work runs after the

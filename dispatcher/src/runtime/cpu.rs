@@ -7,14 +7,20 @@
 //! machine has cores (at least one). Light requests — almost all — never wait, so a
 //! tenant spinning at its CPU limit on every connection leaves at least one core to the
 //! others; heavy runs take turns in the lane at every epoch tick. While light runs are in
-//! flight, a heavy poll keeps its permit idle for as long as it ran, so heavy work gets at
-//! most half of the lane's cores then and light requests keep most of the machine.
+//! flight, the lane owes idle time for every heavy poll, as long as the poll ran, so heavy
+//! work gets at most half of the lane's cores then and light requests keep most of the
+//! machine. The debt is paid in one go once it reaches the timer's resolution: a permit
+//! held idle for the whole debt. (Paid per poll, a poll of 50 µs would idle its permit for
+//! a whole millisecond tick, and a run of many short polls, such as one calling other
+//! scripts, would crawl at a twentieth of its share.)
 //!
 //! Whether a run is heavy is also judged by its script's history ([`CpuHistory`]): a
 //! script whose recent runs used more than `HEAVY_AFTER` each starts its next runs in
 //! the lane. A run's first poll cannot be interrupted inside one bulk-memory instruction
 //! (a `memory.fill` over a large memory), so without this every new run of a script
 //! doing that would take a core in its first poll however many such runs there are.
+//! A script called by another (a service binding) runs inside its caller's budget, so it
+//! starts in the lane when its caller is heavy already.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,6 +35,9 @@ use super::limits::Budget;
 
 /// CPU a run may use before its polls go through the heavy lane.
 const HEAVY_AFTER: Duration = Duration::from_millis(2);
+
+/// The least idle time the lane pays at once: tokio's timer resolution.
+const IDLE_QUANTUM: Duration = Duration::from_millis(1);
 
 /// The calling thread's CPU clock, in nanoseconds (never 0).
 pub fn thread_cpu_ns() -> u64 {
@@ -63,6 +72,28 @@ impl CpuHistory {
 pub struct HeavyLane {
     permits: Arc<Semaphore>,
     light_runs: Arc<AtomicUsize>,
+    idle_owed: Arc<IdleOwed>,
+}
+
+/// CPU that heavy polls used while light runs were in flight, not yet paid back as idle
+/// lane time.
+#[derive(Default)]
+struct IdleOwed {
+    ns: AtomicU64,
+}
+
+impl IdleOwed {
+    /// Adds a heavy poll's `ran`; the whole debt when it has reached [`IDLE_QUANTUM`]
+    /// (the caller pays it), else `None`.
+    fn add(&self, ran: u64) -> Option<Duration> {
+        let owed = self.ns.fetch_add(ran, Ordering::Relaxed) + ran;
+        if owed < IDLE_QUANTUM.as_nanos() as u64 {
+            return None;
+        }
+        // Another poll may have taken the debt meanwhile; pay what is left of it.
+        let taken = self.ns.swap(0, Ordering::Relaxed);
+        (taken > 0).then(|| Duration::from_nanos(taken))
+    }
 }
 
 impl HeavyLane {
@@ -72,6 +103,7 @@ impl HeavyLane {
         HeavyLane {
             permits: Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))),
             light_runs: Arc::default(),
+            idle_owed: Arc::default(),
         }
     }
 }
@@ -101,6 +133,7 @@ pub struct Metered<F> {
     history: Arc<CpuHistory>,
     permits: Arc<Semaphore>,
     light_runs: Arc<AtomicUsize>,
+    idle_owed: Arc<IdleOwed>,
     /// `Some` until the run turns heavy.
     light: Option<LightRun>,
     acquiring: Option<Acquiring>,
@@ -109,7 +142,9 @@ pub struct Metered<F> {
 impl<F: Future> Metered<F> {
     /// Meters a run of a script with `history`.
     pub fn new(inner: F, budget: Arc<Budget>, lane: &HeavyLane, history: Arc<CpuHistory>) -> Self {
-        let light = (!history.is_heavy()).then(|| LightRun::new(&lane.light_runs));
+        // A run inside a heavy budget (a call made by a heavy run) is heavy from the start.
+        let light = (!history.is_heavy() && budget.cpu_used() < HEAVY_AFTER)
+            .then(|| LightRun::new(&lane.light_runs));
         Metered {
             inner: Box::pin(inner),
             budget,
@@ -117,6 +152,7 @@ impl<F: Future> Metered<F> {
             permits: lane.permits.clone(),
             light,
             light_runs: lane.light_runs.clone(),
+            idle_owed: lane.idle_owed.clone(),
             acquiring: None,
         }
     }
@@ -149,10 +185,11 @@ impl<F: Future> Future for Metered<F> {
         self.budget.charge_cpu(ran);
         if let Some(permit) = permit
             && self.light_runs.load(Ordering::Relaxed) > 0
+            && let Some(idle) = self.idle_owed.add(ran)
         {
-            // Light work is waiting: leave the lane idle as long as this poll used it.
+            // Light work is waiting: leave the lane idle as long as heavy polls used it.
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_nanos(ran)).await;
+                tokio::time::sleep(idle).await;
                 drop(permit);
             });
         }
@@ -163,5 +200,30 @@ impl<F: Future> Future for Metered<F> {
 impl<F> Drop for Metered<F> {
     fn drop(&mut self) {
         self.history.record(self.budget.cpu_used());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_debt_is_paid_whole_once_it_reaches_the_timer_resolution() {
+        let owed = IdleOwed::default();
+        let quarter = IDLE_QUANTUM.as_nanos() as u64 / 4;
+        for _ in 0..3 {
+            assert_eq!(owed.add(quarter), None);
+        }
+        assert_eq!(
+            owed.add(quarter * 2),
+            Some(Duration::from_nanos(quarter * 5))
+        );
+        // Paid: a new debt starts from nothing.
+        assert_eq!(owed.add(quarter), None);
+        // A single long poll pays its own time.
+        assert_eq!(
+            owed.add(quarter * 8),
+            Some(Duration::from_nanos(quarter * 9))
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! Running one request: a fresh `Store` with fresh host state, instantiate from the
 //! script's `ProxyPre` (pooling allocator), call `wasi:http/incoming-handler.handle`,
 //! and hand back the response as soon as the guest sets it; the body streams while the
-//! guest keeps running. The guest runs in its own task so it may finish writing after
-//! the headers went out; a client that goes away before the whole response cancels it
-//! (`cancel`). The run is held to its budget (`limits`): CPU metered per poll
+//! guest keeps running. The request's task polls the guest until the head is set; a guest
+//! still running then goes on in its own task, so it may finish writing after the
+//! headers went out (`InlineGuest`); a client that goes away before the whole response
+//! cancels it (`cancel`). The run is held to its budget (`limits`): CPU metered per poll
 //! and enforced at epoch ticks, memory by the store's limiter, wall time by the deadline;
 //! its console output is captured.
 //!
@@ -14,12 +15,14 @@
 //! truncated body for a whole one.
 //!
 //! `Runtime::run` reads as its steps: admit, `fresh_store`, `handle_call` (the request
-//! and the outparam), spawn `run_guest`, `await_head`.
+//! and the outparam), `run_guest`, `await_head`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::Body;
@@ -205,8 +208,8 @@ impl Runtime {
             failed: failed.clone(),
         };
         let (watch, cancellation) = cancel::watch();
-        let task = tokio::spawn(self.run_guest(guest, cancellation));
-        match await_head(head, task, head_only, watch).await {
+        let guest = InlineGuest::new(self.run_guest(guest, cancellation));
+        match await_head(head, guest, head_only, watch).await {
             Ok(response) => {
                 report.answered(response.status().as_u16());
                 Ok(response.map(|body| UnlessFailed { body, failed }.boxed_unsync()))
@@ -241,7 +244,7 @@ impl Runtime {
         &self,
         guest: Guest,
         cancellation: cancel::Cancellation,
-    ) -> impl Future<Output = Option<Result<(), InvokeError>>> + Send + 'static {
+    ) -> impl Future<Output = RunEnd> + Send + 'static {
         let Guest {
             store,
             pre,
@@ -381,38 +384,117 @@ fn handle_call(
 }
 
 /// Where the guest sets its response head.
-type HeadReceiver =
-    tokio::sync::oneshot::Receiver<Result<hyper::Response<HyperOutgoingBody>, ErrorCode>>;
+type HeadReceiver = tokio::sync::oneshot::Receiver<Head>;
+
+/// What a guest's run ends with: `None` when its client went away first.
+type RunEnd = Option<Result<(), InvokeError>>;
+
+/// A guest's run, polled by the request's own task until the response head is known: most
+/// runs (hello) set the head, write the body and return in their first poll, and then
+/// no task is spawned and no other thread woken. A run still going once the head is set
+/// goes on in a task of its own ([`InlineGuest::detach`]), so it may finish writing the
+/// body after the head went out; so does one whose request is dropped while it waits,
+/// where it finds its client gone and is recorded as canceled.
+struct InlineGuest {
+    running: Option<Pin<Box<dyn Future<Output = RunEnd> + Send>>>,
+}
+
+impl InlineGuest {
+    fn new(run: impl Future<Output = RunEnd> + Send + 'static) -> InlineGuest {
+        InlineGuest {
+            running: Some(Box::pin(run)),
+        }
+    }
+
+    /// Polls the run if it is still going; its end once, `Pending` after.
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<RunEnd> {
+        let Some(running) = self.running.as_mut() else {
+            return Poll::Pending;
+        };
+        let end = ready!(running.as_mut().poll(cx));
+        self.running = None;
+        Poll::Ready(end)
+    }
+
+    /// Its end, polled to completion here.
+    async fn end(mut self) -> RunEnd {
+        std::future::poll_fn(|cx| self.poll_end(cx)).await
+    }
+
+    /// Lets a run still going go on in a task of its own.
+    fn detach(&mut self) {
+        if let Some(running) = self.running.take()
+            && let Ok(tokio) = tokio::runtime::Handle::try_current()
+        {
+            tokio.spawn(running);
+        }
+    }
+}
+
+impl Drop for InlineGuest {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
+
+/// The guest's response head once it is set.
+type Head = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
+
+/// The first of: the guest set its response head, or its run ended.
+enum First {
+    Head(Result<Head, tokio::sync::oneshot::error::RecvError>),
+    Ended(RunEnd),
+}
 
 /// The response head as soon as the guest sets it (its body watched: a client gone
 /// before the end cancels the run), or why there is none. Dropped while the client waits
 /// for the head, the watch cancels the run.
 async fn await_head(
-    head: HeadReceiver,
-    task: tokio::task::JoinHandle<Option<Result<(), InvokeError>>>,
+    mut head: HeadReceiver,
+    mut guest: InlineGuest,
     head_only: bool,
     watch: cancel::ClientWatch,
 ) -> Result<hyper::Response<WatchedBody<HyperOutgoingBody>>, InvokeError> {
-    match head.await {
-        Ok(Ok(response)) => Ok(WatchedBody::wrap(response, head_only, watch)),
-        Ok(Err(code)) => {
+    // The guest first: it sets the head while it runs.
+    let first = std::future::poll_fn(|cx| {
+        if let Poll::Ready(end) = guest.poll_end(cx) {
+            return Poll::Ready(First::Ended(end));
+        }
+        Pin::new(&mut head).poll(cx).map(First::Head)
+    })
+    .await;
+    let head = match first {
+        First::Head(Ok(head)) => {
+            guest.detach();
+            head
+        }
+        // The guest dropped its response outparam unset: its end says why.
+        First::Head(Err(_)) => return Err(no_head(guest.end().await)),
+        First::Ended(end) => match head.try_recv() {
+            Ok(head) => head,
+            Err(_) => return Err(no_head(end)),
+        },
+    };
+    match head {
+        Ok(response) => Ok(WatchedBody::wrap(response, head_only, watch)),
+        Err(code) => {
             // The client gets the error in full.
             watch.release();
             Err(InvokeError::ScriptError(format!(
                 "the script answered with an error: {code:?}"
             )))
         }
-        // The guest never set a response: the task says why.
-        Err(_) => match task.await {
-            Ok(Some(Err(e))) => Err(e),
-            Ok(Some(Ok(()))) => Err(InvokeError::ScriptError(
-                "the script returned without setting a response".into(),
-            )),
-            Ok(None) => Err(InvokeError::ScriptError("the run was canceled".into())),
-            Err(join) => Err(InvokeError::ScriptError(format!(
-                "the script task died: {join}"
-            ))),
-        },
+    }
+}
+
+/// Why a run that ended with `end` set no response.
+fn no_head(end: RunEnd) -> InvokeError {
+    match end {
+        Some(Err(e)) => e,
+        Some(Ok(())) => {
+            InvokeError::ScriptError("the script returned without setting a response".into())
+        }
+        None => InvokeError::ScriptError("the run was canceled".into()),
     }
 }
 
