@@ -333,6 +333,9 @@ fn r2_a_put_over_the_quota_is_refused_and_stores_nothing() {
 
     let over = put(&server, "/files/big.bin", vec![7u8; 2 * MIB]);
     assert_eq!(over.status(), 413);
+    // The rest of the body was never read: the connection closes after this answer, and
+    // the answer says so (the next request goes on a new connection).
+    assert_eq!(header(&over, "connection"), "close");
     let error: Value = over.json().unwrap();
     assert!(
         error["error"].as_str().unwrap().contains("limit"),

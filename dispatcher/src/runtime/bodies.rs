@@ -1,5 +1,6 @@
 //! The bodies around a run: the request body as the guest reads it (a length limit told
-//! as a body too large, any other error as denied), and the response body as the runtime
+//! as a body too large, any other error as denied; [`RequestBody`] notes one dropped
+//! before its end), and the response body as the runtime
 //! hands it out ([`ScriptBody`]), which ends in an error rather than cleanly when the run
 //! failed before finishing it ([`UnlessFailed`], set by the run's [`Verdict`]).
 
@@ -95,6 +96,58 @@ impl Drop for Verdict {
 }
 /// What the guest is told of a request body that failed: too large when it was cut off
 /// at a length limit (`http_body_util::Limited`), else denied.
+/// An eyeball's request body as the guest reads it. Dropped before its end (the guest
+/// answered without reading all of it), it says so in `left_unread`: hyper then closes
+/// the connection after the response, and the response must say `connection: close` so
+/// that the client sends its next request on a new one.
+pub(super) struct RequestBody<B: Body> {
+    body: B,
+    ended: bool,
+    left_unread: Arc<AtomicBool>,
+}
+
+impl<B: Body> RequestBody<B> {
+    pub(super) fn new(body: B, left_unread: Arc<AtomicBool>) -> Self {
+        RequestBody {
+            body,
+            ended: false,
+            left_unread,
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for RequestBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(None | Some(Err(_))) = frame {
+            self.ended = true;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl<B: Body> Drop for RequestBody<B> {
+    fn drop(&mut self) {
+        if !self.ended && !self.body.is_end_stream() {
+            self.left_unread.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 pub(super) fn request_body_error(
     error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
 ) -> wasmtime_wasi_http::Error {

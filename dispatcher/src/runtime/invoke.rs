@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -39,7 +39,7 @@ use wasmtime_wasi_http::p2::types::{
 };
 
 use super::admission::Admitted;
-use super::bodies::{ScriptBody, UnlessFailed, Verdict, request_body_error};
+use super::bodies::{RequestBody, ScriptBody, UnlessFailed, Verdict, request_body_error};
 use super::cancel::{self, WatchedBody};
 use super::capture::{LogCapture, escape_controls};
 use super::cpu::Metered;
@@ -109,14 +109,27 @@ impl Runtime {
         request: hyper::Request<B>,
     ) -> Result<hyper::Response<ScriptBody>, RunFailure>
     where
-        B: Body<Data = Bytes> + Send + 'static,
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let request = request.map(|body| body.map_err(request_body_error).boxed_unsync());
+        let left_unread = Arc::new(AtomicBool::new(false));
+        let http1 = request.version() < http::Version::HTTP_2;
+        let request = request.map(|body| {
+            RequestBody::new(body, left_unread.clone())
+                .map_err(request_body_error)
+                .boxed_unsync()
+        });
         let budget = Budget::root(script.limits);
-        let response = self
+        let mut response = self
             .run(script, request, budget, None, Entry::Outside)
             .await?;
+        // Set before hyper sees the body gone, so the head must say it.
+        if http1 && left_unread.load(Ordering::Relaxed) {
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         Ok(response.map(ScriptBody))
     }
 

@@ -64,22 +64,39 @@ fn store_error(error: rusqlite::Error) -> BindingError {
     }
 }
 
-impl Target {
-    /// A point read of a small value runs inline: one row from the page cache takes
-    /// microseconds, less than a hop to the blocking pool and back. A value over
-    /// `INLINE_VALUE_BYTES` is read on the blocking pool, so a tenant reading large
-    /// values holds no async thread other tenants' requests need.
-    pub(super) async fn get(self, key: String) -> Result<Option<Vec<u8>>, BindingError> {
-        check_key(&key)?;
-        let small = self
-            .kv
-            .get_small(&self.owner, &self.namespace, &key, INLINE_VALUE_BYTES)
-            .map_err(store_error)?;
-        match small {
-            None => Ok(None),
-            Some(Ok(value)) => Ok(Some(value)),
-            Some(Err(_large)) => self.run(move |kv, owner, ns| kv.get(owner, ns, &key)).await,
+/// A point read of a small value runs inline: one row from the page cache takes
+/// microseconds, less than a hop to the blocking pool and back. A value over
+/// `INLINE_VALUE_BYTES` is read on the blocking pool, so a tenant reading large values
+/// holds no async thread other tenants' requests need.
+async fn read(
+    kv: &Arc<KvStore>,
+    owner: &str,
+    namespace: &str,
+    key: String,
+) -> Result<Option<Vec<u8>>, BindingError> {
+    check_key(&key)?;
+    let small = kv
+        .get_small(owner, namespace, &key, INLINE_VALUE_BYTES)
+        .map_err(store_error)?;
+    match small {
+        None => Ok(None),
+        Some(Ok(value)) => Ok(Some(value)),
+        Some(Err(_large)) => {
+            let target = Target {
+                kv: kv.clone(),
+                owner: owner.to_string(),
+                namespace: namespace.to_string(),
+            };
+            target
+                .run(move |kv, owner, ns| kv.get(owner, ns, &key))
+                .await
         }
+    }
+}
+
+impl Target {
+    pub(super) async fn get(self, key: String) -> Result<Option<Vec<u8>>, BindingError> {
+        read(&self.kv, &self.owner, &self.namespace, key).await
     }
 
     pub(super) async fn put(
@@ -215,7 +232,13 @@ impl HostNamespace for KvView<'_> {
         namespace: Resource<Namespace>,
         key: String,
     ) -> Result<Option<Vec<u8>>, BindingError> {
-        self.target_of(&namespace)?.get(key).await
+        // Borrowed, not copied: a get is the hottest binding call.
+        let handle = self
+            .table
+            .get(&namespace)
+            .map_err(|e| BindingError::Internal(e.to_string()))?;
+        let owner = &self.ctx.namespaces.owner;
+        read(&self.ctx.kv, owner, &handle.namespace, key).await
     }
 
     async fn put(
