@@ -124,15 +124,27 @@ pub fn router(state: AppState) -> Router {
         .merge(page)
         // Everything else is the gateway's: the platform's own services, or 404.
         .fallback(gateway::handle)
-        .layer(middleware::from_fn_with_state(state.clone(), host_routing))
-        .layer(middleware::from_fn_with_state(state.clone(), body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), head_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), first_steps))
         .with_state(state)
+}
+
+/// What every request goes through before the routes, in one layer (each layer costs
+/// every request a clone of the state and of the routes' service): the head limit, the
+/// body cap, then host routing.
+async fn first_steps(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Err(refused) = head_limit(&state, &request) {
+        return refused.into_response();
+    }
+    let request = match body_limit(&state, request) {
+        Ok(request) => request,
+        Err(refused) => return refused.into_response(),
+    };
+    host_routing(&state, request, next).await
 }
 
 /// Host routing: a request the host resolver gives a target (`{name}.{dispatch_domain}`)
 /// goes to the dispatch pipeline whatever its path; every other request to the routes.
-async fn host_routing(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn host_routing(state: &AppState, request: Request, next: Next) -> Response {
     let host = request
         .headers()
         .get(header::HOST)
@@ -140,7 +152,7 @@ async fn host_routing(State(state): State<AppState>, request: Request, next: Nex
         .map(str::to_ascii_lowercase);
     if let Some(target) = dispatch::for_host(host.as_deref(), &state.config.dispatch_domain) {
         let path = request.uri().path().to_string();
-        return dispatch::serve(&state, target, &path, request).await;
+        return dispatch::serve(state, target, &path, request).await;
     }
     next.run(request).await
 }
@@ -148,7 +160,7 @@ async fn host_routing(State(state): State<AppState>, request: Request, next: Nex
 /// Refuses a request whose head (target and headers) is over `max_header_bytes`. The
 /// connection's read buffer is capped at the same size (`front_door.rs`), which bounds a
 /// head still arriving; this catches one that arrived whole in a single read.
-async fn head_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+fn head_limit(state: &AppState, request: &Request) -> Result<(), ApiError> {
     let limit = state.config.max_header_bytes;
     let target = request
         .uri()
@@ -162,27 +174,31 @@ async fn head_limit(State(state): State<AppState>, request: Request, next: Next)
             .map(|(name, value)| name.as_str().len() + value.len() + 4)
             .sum::<usize>();
     if head > limit {
-        return ApiError::HeadTooLarge(format!("the request head is larger than {limit} bytes"))
-            .into_response();
+        return Err(ApiError::HeadTooLarge(format!(
+            "the request head is larger than {limit} bytes"
+        )));
     }
-    next.run(request).await
+    Ok(())
 }
 
 /// Caps every request body: uploads at the script size limit (plus multipart framing),
 /// everything else at the dispatch body limit. A declared length over the cap is refused
 /// before reading; a streamed body is cut off at the cap.
-async fn body_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+fn body_limit(state: &AppState, request: Request) -> Result<Request, ApiError> {
     let limit = state
         .config
         .max_request_body_bytes
         .max(state.config.max_script_bytes + upload::MULTIPART_OVERHEAD);
     if upload::declares_more_than(request.headers(), limit) {
-        return ApiError::TooLarge(format!("the request body is larger than {limit} bytes"))
-            .into_response();
+        return Err(ApiError::TooLarge(format!(
+            "the request body is larger than {limit} bytes"
+        )));
     }
     let (parts, body) = request.into_parts();
-    let request = Request::from_parts(parts, Body::new(Limited::new(body, limit)));
-    next.run(request).await
+    Ok(Request::from_parts(
+        parts,
+        Body::new(Limited::new(body, limit)),
+    ))
 }
 
 /// A JSON request body that may be left out (empty or only whitespace: `T::default()`);
