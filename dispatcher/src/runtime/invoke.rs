@@ -19,12 +19,14 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
+use futures::FutureExt as _;
 use http_body::Body;
 use http_body_util::BodyExt as _;
 use wasmtime::Store;
@@ -413,7 +415,16 @@ struct InlineGuest {
 }
 
 impl InlineGuest {
+    /// A panic in the host while it runs the guest (a bug) ends the run with an error,
+    /// as it did when every run was a task of its own, rather than the connection's task.
     fn new(run: impl Future<Output = RunEnd> + Send + 'static) -> InlineGuest {
+        let run = AssertUnwindSafe(run).catch_unwind().map(|ended| {
+            ended.unwrap_or_else(|_| {
+                Some(Err(InvokeError::ScriptError(
+                    "the run panicked in the host".into(),
+                )))
+            })
+        });
         InlineGuest {
             running: Some(Box::pin(run)),
         }
