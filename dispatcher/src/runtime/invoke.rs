@@ -3,7 +3,7 @@
 //! and hand back the response as soon as the guest sets it; the body streams while the
 //! guest keeps running. The request's task polls the guest until the head is set; a guest
 //! still running then goes on in its own task, so it may finish writing after the
-//! headers went out (`InlineGuest`); a client that goes away before the whole response
+//! headers went out (`inline_run`); a client that goes away before the whole response
 //! cancels it (`cancel`). The run is held to its budget (`limits`): CPU metered per poll
 //! and enforced at epoch ticks, memory by the store's limiter, wall time by the deadline;
 //! its console output is captured.
@@ -19,14 +19,10 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use futures::FutureExt as _;
 use http_body::Body;
 use http_body_util::BodyExt as _;
 use wasmtime::Store;
@@ -34,7 +30,7 @@ use wasmtime::component::{Component, ComponentExportIndex, Resource};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::{HyperIncomingBody, HyperOutgoingBody};
 use wasmtime_wasi_http::p2::types::{
     HostIncomingRequest as IncomingRequest, HostResponseOutparam as ResponseOutparam,
@@ -42,9 +38,10 @@ use wasmtime_wasi_http::p2::types::{
 
 use super::admission::Admitted;
 use super::bodies::{RequestBody, ScriptBody, UnlessFailed, Verdict, request_body_error};
-use super::cancel::{self, WatchedBody};
+use super::cancel;
 use super::capture::{LogCapture, escape_controls};
 use super::cpu::Metered;
+use super::inline_run::{HeadReceiver, InlineGuest, RunEnd, await_head};
 use super::limits::{self, Budget, LimitExceeded};
 use super::outbound::SendResult;
 use super::report::RunReport;
@@ -396,130 +393,6 @@ fn handle_call(
         .new_response_outparam(sender)
         .map_err(|e| InvokeError::ScriptError(format!("{e:#}")))?;
     Ok((receiver, (incoming, outparam)))
-}
-
-/// Where the guest sets its response head.
-type HeadReceiver = tokio::sync::oneshot::Receiver<Head>;
-
-/// What a guest's run ends with: `None` when its client went away first.
-type RunEnd = Option<Result<(), InvokeError>>;
-
-/// A guest's run, polled by the request's own task until the response head is known: most
-/// runs (hello) set the head, write the body and return in their first poll, and then
-/// no task is spawned and no other thread woken. A run still going once the head is set
-/// goes on in a task of its own ([`InlineGuest::detach`]), so it may finish writing the
-/// body after the head went out; so does one whose request is dropped while it waits,
-/// where it finds its client gone and is recorded as canceled.
-struct InlineGuest {
-    running: Option<Pin<Box<dyn Future<Output = RunEnd> + Send>>>,
-}
-
-impl InlineGuest {
-    /// A panic in the host while it runs the guest (a bug) ends the run with an error,
-    /// as it did when every run was a task of its own, rather than the connection's task.
-    fn new(run: impl Future<Output = RunEnd> + Send + 'static) -> InlineGuest {
-        let run = AssertUnwindSafe(run).catch_unwind().map(|ended| {
-            ended.unwrap_or_else(|_| {
-                Some(Err(InvokeError::ScriptError(
-                    "the run panicked in the host".into(),
-                )))
-            })
-        });
-        InlineGuest {
-            running: Some(Box::pin(run)),
-        }
-    }
-
-    /// Polls the run if it is still going; its end once, `Pending` after.
-    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<RunEnd> {
-        let Some(running) = self.running.as_mut() else {
-            return Poll::Pending;
-        };
-        let end = ready!(running.as_mut().poll(cx));
-        self.running = None;
-        Poll::Ready(end)
-    }
-
-    /// Its end, polled to completion here.
-    async fn end(mut self) -> RunEnd {
-        std::future::poll_fn(|cx| self.poll_end(cx)).await
-    }
-
-    /// Lets a run still going go on in a task of its own.
-    fn detach(&mut self) {
-        if let Some(running) = self.running.take()
-            && let Ok(tokio) = tokio::runtime::Handle::try_current()
-        {
-            tokio.spawn(running);
-        }
-    }
-}
-
-impl Drop for InlineGuest {
-    fn drop(&mut self) {
-        self.detach();
-    }
-}
-
-/// The guest's response head once it is set.
-type Head = Result<hyper::Response<HyperOutgoingBody>, ErrorCode>;
-
-/// The first of: the guest set its response head, or its run ended.
-enum First {
-    Head(Result<Head, tokio::sync::oneshot::error::RecvError>),
-    Ended(RunEnd),
-}
-
-/// The response head as soon as the guest sets it (its body watched: a client gone
-/// before the end cancels the run), or why there is none. Dropped while the client waits
-/// for the head, the watch cancels the run.
-async fn await_head(
-    mut head: HeadReceiver,
-    mut guest: InlineGuest,
-    head_only: bool,
-    watch: cancel::ClientWatch,
-) -> Result<hyper::Response<WatchedBody<HyperOutgoingBody>>, InvokeError> {
-    // The guest first: it sets the head while it runs.
-    let first = std::future::poll_fn(|cx| {
-        if let Poll::Ready(end) = guest.poll_end(cx) {
-            return Poll::Ready(First::Ended(end));
-        }
-        Pin::new(&mut head).poll(cx).map(First::Head)
-    })
-    .await;
-    let head = match first {
-        First::Head(Ok(head)) => {
-            guest.detach();
-            head
-        }
-        // The guest dropped its response outparam unset: its end says why.
-        First::Head(Err(_)) => return Err(no_head(guest.end().await)),
-        First::Ended(end) => match head.try_recv() {
-            Ok(head) => head,
-            Err(_) => return Err(no_head(end)),
-        },
-    };
-    match head {
-        Ok(response) => Ok(WatchedBody::wrap(response, head_only, watch)),
-        Err(code) => {
-            // The client gets the error in full.
-            watch.release();
-            Err(InvokeError::ScriptError(format!(
-                "the script answered with an error: {code:?}"
-            )))
-        }
-    }
-}
-
-/// Why a run that ended with `end` set no response.
-fn no_head(end: RunEnd) -> InvokeError {
-    match end {
-        Some(Err(e)) => e,
-        Some(Ok(())) => {
-            InvokeError::ScriptError("the script returned without setting a response".into())
-        }
-        None => InvokeError::ScriptError("the run was canceled".into()),
-    }
 }
 
 /// Where a run comes from.

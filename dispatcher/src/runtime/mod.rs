@@ -18,6 +18,7 @@ pub mod engine;
 mod export_run;
 mod host;
 mod index;
+mod inline_run;
 mod invoke;
 mod limits;
 mod outbound;
