@@ -68,6 +68,17 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Asserts that `dir` holds no temporary file within a moment: a compile worker writes
+/// the code cache after handing over its artifact, so its temporary file may outlive
+/// the answer briefly.
+fn no_temp_files_soon(dir: &Path, when: &str) {
+    assert!(
+        eventually(Duration::from_secs(10), || temp_files(dir).is_empty()),
+        "{when}: {:?}",
+        temp_files(dir)
+    );
+}
+
 fn record(server: &Server, token: &str, name: &str) -> Value {
     let response = server
         .request(Method::GET, &format!("/script/{name}"))
@@ -116,14 +127,9 @@ fn a_full_disk_answers_507_changes_nothing_leaves_no_temp_files_and_then_recover
     let data = server.data_dir().to_path_buf();
     let new_version = guest("echo-wstd");
 
-    // A compile worker writes the code cache after handing over its artifact, so its
-    // temporary file may outlive the answer by a moment; the new pack it becomes
-    // replaces an older one and frees that one's space. Fill the disk once they are done.
-    assert!(
-        eventually(Duration::from_secs(10), || temp_files(&data).is_empty()),
-        "{:?}",
-        temp_files(&data)
-    );
+    // The new code-cache pack a compile worker writes replaces an older one and frees
+    // that one's space: fill the disk once those writes are done.
+    no_temp_files_soon(&data, "before filling");
     let filler = Filler::fill(&data);
     let message = expect_error(
         server.upload(&token, "app", &new_version),
@@ -131,11 +137,7 @@ fn a_full_disk_answers_507_changes_nothing_leaves_no_temp_files_and_then_recover
         "insufficient_storage",
     );
     assert!(message.contains("storage"), "{message}");
-    assert!(
-        eventually(Duration::from_secs(10), || temp_files(&data).is_empty()),
-        "{:?}",
-        temp_files(&data)
-    );
+    no_temp_files_soon(&data, "after the refused upload");
     assert_eq!(server.get("/dispatch/app/").text().unwrap(), HELLO);
     assert_eq!(record(&server, &token, "app"), before);
     // A new name is refused the same way and does not appear.
@@ -175,11 +177,7 @@ fn a_full_disk_answers_507_changes_nothing_leaves_no_temp_files_and_then_recover
         filler.shrink(step);
         let response = server.upload(&token, "app", &new_version);
         let status = response.status().as_u16();
-        assert!(
-            eventually(Duration::from_secs(10), || temp_files(&data).is_empty()),
-            "after {status}: {:?}",
-            temp_files(&data)
-        );
+        no_temp_files_soon(&data, &format!("after {status}"));
         if status == 200 {
             break response;
         }

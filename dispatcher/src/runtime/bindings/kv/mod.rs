@@ -188,11 +188,14 @@ pub struct KvView<'a> {
 }
 
 impl KvView<'_> {
-    fn target_of(&self, namespace: &Resource<Namespace>) -> Result<Target, BindingError> {
-        let handle = self
-            .table
+    fn handle_of(&self, namespace: &Resource<Namespace>) -> Result<&NamespaceHandle, BindingError> {
+        self.table
             .get(namespace)
-            .map_err(|e| BindingError::Internal(e.to_string()))?;
+            .map_err(|e| BindingError::Internal(e.to_string()))
+    }
+
+    fn target_of(&self, namespace: &Resource<Namespace>) -> Result<Target, BindingError> {
+        let handle = self.handle_of(namespace)?;
         Ok(Target {
             kv: self.ctx.kv.clone(),
             owner: self.ctx.namespaces.owner.to_string(),
@@ -233,10 +236,7 @@ impl HostNamespace for KvView<'_> {
         key: String,
     ) -> Result<Option<Vec<u8>>, BindingError> {
         // Borrowed, not copied: a get is the hottest binding call.
-        let handle = self
-            .table
-            .get(&namespace)
-            .map_err(|e| BindingError::Internal(e.to_string()))?;
+        let handle = self.handle_of(&namespace)?;
         let owner = &self.ctx.namespaces.owner;
         read(&self.ctx.kv, owner, &handle.namespace, key).await
     }
