@@ -38,35 +38,16 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
         .join("guests");
-    let mut cargo = Command::new(env("CARGO"));
-    cargo
-        .current_dir(workspace)
-        .args([
-            "build",
-            "--target",
-            GUEST_TARGET,
-            "--profile",
-            GUEST_PROFILE,
-        ])
-        .arg("--target-dir")
-        .arg(&target_dir);
-    for (name, _) in &guests {
-        cargo.args(["-p", name]);
+    // The platform module is `no_std`: built with the others, it would get the `std`
+    // feature that they turn on in their shared dependencies (wit-bindgen), so it is
+    // built on its own.
+    let (alone, together): (Vec<_>, Vec<_>) = guests
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .partition(|name| *name == "platform-module");
+    for names in [together, alone] {
+        build_guests(workspace, &target_dir, &names);
     }
-    // The outer build's flags and wrappers (clippy, coverage) are for the host, not guests.
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "CARGO_PRIMARY_PACKAGE",
-    ] {
-        cargo.env_remove(var);
-    }
-    let status = cargo.status().expect("run cargo for the guest components");
-    assert!(status.success(), "building the guest components failed");
 
     // Only this build's guests are offered: a component left over from an earlier build
     // (a guest since renamed or no longer found) must not pass a test locally that fails
@@ -89,6 +70,40 @@ fn main() {
         "cargo:rustc-env=DISPATCHER_GUESTS_DIR={}",
         out_dir.display()
     );
+}
+
+/// Builds the guest packages `names` in one cargo invocation (so they share the features
+/// of their dependencies) into `target_dir`.
+fn build_guests(workspace: &Path, target_dir: &Path, names: &[&str]) {
+    let mut cargo = Command::new(env("CARGO"));
+    cargo
+        .current_dir(workspace)
+        .args([
+            "build",
+            "--target",
+            GUEST_TARGET,
+            "--profile",
+            GUEST_PROFILE,
+        ])
+        .arg("--target-dir")
+        .arg(target_dir);
+    for name in names {
+        cargo.args(["-p", name]);
+    }
+    // The outer build's flags and wrappers (clippy, coverage) are for the host, not guests.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        cargo.env_remove(var);
+    }
+    let status = cargo.status().expect("run cargo for the guest components");
+    assert!(status.success(), "building the guest components failed");
 }
 
 fn env(name: &str) -> String {

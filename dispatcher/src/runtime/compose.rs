@@ -247,3 +247,23 @@ fn chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    /// The platform module is instantiated beside every script composed with it, on
+    /// every request: it stays free of imports (`no_std`; with Rust's standard library it
+    /// imported a dozen WASI interfaces, each one lowered anew per instance, and the
+    /// shim modules that tie them to its memory).
+    #[test]
+    fn the_platform_module_imports_nothing() {
+        let engine = wasmtime::Engine::default();
+        let component = wasmtime::component::Component::new(&engine, super::PLATFORM_MODULE_WASM)
+            .expect("the platform module compiles");
+        let imports: Vec<String> = component
+            .component_type()
+            .imports(&engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        assert_eq!(imports, Vec::<String>::new());
+    }
+}

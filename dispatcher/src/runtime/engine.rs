@@ -100,9 +100,9 @@ pub fn compile_engine(
 fn config(limits: &EngineLimits, tier: Tier) -> Config {
     let total_memories = limits.max_instances * 4;
     let mut pooling = PoolingAllocationConfig::default();
-    // A script composed with the platform module has about twice the core instances,
-    // memories and tables of a plain one; size the pools so `max_instances` composed
-    // scripts fit.
+    // A script composed with the platform module has one memory, one table and a core
+    // instance more than a plain one (twice the memories of a one-module script); size
+    // the pools so `max_instances` composed scripts, or larger ones, fit.
     pooling
         .total_component_instances(limits.max_instances)
         .total_core_instances(limits.max_instances * 8)
