@@ -5,7 +5,7 @@
 //! with the number of tenants. Instead a sync of the index from the store only reads the
 //! scripts' rows: each script gets a [`ScriptComponent`] that is not loaded yet, and a
 //! warm-up task ([`Runtime::warm_up`]) then loads them one at a time in the background,
-//! leaving the other cores to requests. A request for a script the warm-up has not
+//! the smallest first, leaving the other cores to requests. A request for a script the warm-up has not
 //! reached yet loads it at once (requests for the same one wait for that one load), so
 //! only requests in the first moments after a start can wait for a load. An upload's
 //! component is loaded before the upload commits, so it is never cold.
@@ -134,7 +134,10 @@ impl ScriptComponent {
 }
 
 impl Runtime {
-    /// Loads, one at a time in the background, every indexed component not loaded yet.
+    /// Loads, one at a time in the background, every indexed component not loaded yet,
+    /// the smallest first: most scripts are small and load in about a millisecond, so
+    /// they are all ready soon, while a large one (a JavaScript runtime: its artifact's
+    /// digest alone takes a while to check) would hold up every script queued behind it.
     pub fn warm_up(self: &Arc<Self>) {
         let cold = self.index.cold_components();
         if cold.is_empty() {
@@ -142,10 +145,27 @@ impl Runtime {
         }
         let runtime = self.clone();
         tokio::spawn(async move {
+            let Ok(cold) = tokio::task::spawn_blocking(move || smallest_first(cold)).await else {
+                return;
+            };
             for component in cold {
                 // A failure is logged by `get` and answered by the script's requests.
                 let _ = component.get(&runtime).await;
             }
         });
     }
+}
+
+/// `components` ordered by the size of their stored bytes, smallest first (those whose
+/// size cannot be read last).
+fn smallest_first(components: Vec<Arc<ScriptComponent>>) -> Vec<Arc<ScriptComponent>> {
+    let mut sized: Vec<(u64, Arc<ScriptComponent>)> = components
+        .into_iter()
+        .map(|component| {
+            let size = component.store.blob_size(&component.sha256);
+            (size.unwrap_or(u64::MAX), component)
+        })
+        .collect();
+    sized.sort_by_key(|(size, _)| *size);
+    sized.into_iter().map(|(_, component)| component).collect()
 }

@@ -41,6 +41,13 @@ impl Store {
         Ok(write_durably(&self.data_dir.join("blobs"), &path, bytes)?)
     }
 
+    /// The size in bytes of the blob named `sha256`, when it is there.
+    pub fn blob_size(&self, sha256: &str) -> Option<u64> {
+        std::fs::metadata(self.blob_path(sha256))
+            .ok()
+            .map(|m| m.len())
+    }
+
     /// The component bytes named `sha256`, checked against that digest.
     pub fn read_blob(&self, sha256: &str) -> Result<Vec<u8>, StoreError> {
         let bytes = std::fs::read(self.blob_path(sha256))?;
