@@ -5,10 +5,10 @@
 //! with the number of tenants. Instead a sync of the index from the store only reads the
 //! scripts' rows: each script gets a [`ScriptComponent`] that is not loaded yet, and a
 //! warm-up task ([`Runtime::warm_up`]) then loads them one at a time in the background,
-//! the smallest first, leaving the other cores to requests. A request for a script the warm-up has not
-//! reached yet loads it at once (requests for the same one wait for that one load), so
-//! only requests in the first moments after a start can wait for a load. An upload's
-//! component is loaded before the upload commits, so it is never cold.
+//! the smallest first, leaving the other cores to requests. A request for a script the
+//! warm-up has not reached yet loads it at once (requests for the same one wait for that
+//! one load), so only requests in the first moments after a start can wait for a load.
+//! An upload's component is loaded before the upload commits, so it is never cold.
 //!
 //! A component served by its baseline tier is replaced by its optimized one when that is
 //! compiled (`tiering.rs`); requests running on the old one finish on it.
