@@ -158,14 +158,12 @@ impl Runtime {
 
 /// `components` ordered by the size of their stored bytes, smallest first (those whose
 /// size cannot be read last).
-fn smallest_first(components: Vec<Arc<ScriptComponent>>) -> Vec<Arc<ScriptComponent>> {
-    let mut sized: Vec<(u64, Arc<ScriptComponent>)> = components
-        .into_iter()
-        .map(|component| {
-            let size = component.store.blob_size(&component.sha256);
-            (size.unwrap_or(u64::MAX), component)
-        })
-        .collect();
-    sized.sort_by_key(|(size, _)| *size);
-    sized.into_iter().map(|(_, component)| component).collect()
+fn smallest_first(mut components: Vec<Arc<ScriptComponent>>) -> Vec<Arc<ScriptComponent>> {
+    components.sort_by_cached_key(|component| {
+        component
+            .store
+            .blob_size(&component.sha256)
+            .unwrap_or(u64::MAX)
+    });
+    components
 }
