@@ -22,12 +22,10 @@ pub(super) type HeadReceiver = tokio::sync::oneshot::Receiver<Head>;
 /// What a guest's run ends with: `None` when its client went away first.
 pub(super) type RunEnd = Option<Result<(), InvokeError>>;
 
-/// A guest's run, polled by the request's own task until the response head is known: most
-/// runs (hello) set the head, write the body and return in their first poll, and then
-/// no task is spawned and no other thread woken. A run still going once the head is set
-/// goes on in a task of its own ([`InlineGuest::detach`]), so it may finish writing the
-/// body after the head went out; so does one whose request is dropped while it waits,
-/// where it finds its client gone and is recorded as canceled.
+/// A guest's run, polled by the request's own task until the response head is known (see
+/// the module docs). Detached ([`InlineGuest::detach`]) once the head is set, or when the
+/// request is dropped while it runs: there it finds its client gone and is recorded as
+/// canceled.
 pub(super) struct InlineGuest {
     running: Option<Pin<Box<dyn Future<Output = RunEnd> + Send>>>,
 }
