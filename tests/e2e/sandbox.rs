@@ -1,5 +1,7 @@
 //! A script runs with nothing of the host: no environment variables or arguments, no
-//! files, no sockets — even though its WASI imports link.
+//! files, no sockets — even though its WASI imports link. Every request starts from the
+//! script's own data segments, whether they are copied in (small data) or mapped from a
+//! memory image (large data).
 
 use std::net::TcpListener;
 
@@ -47,4 +49,33 @@ fn a_script_sees_no_environment_files_or_sockets() {
         listener.accept().is_err(),
         "the guest reached the host socket"
     );
+}
+
+#[test]
+fn every_request_starts_from_the_data_segments_small_or_large() {
+    let server = Server::start();
+    let (_, token) = server.create_customer("acme");
+    for (name, wasm) in [("probe", "sandbox-probe"), ("large", "large-data")] {
+        assert_eq!(server.upload(&token, name, &guest(wasm)).status(), 201);
+    }
+    // Each request overwrites the data it found; the next must find it as it was.
+    for round in 0..4 {
+        let probe: serde_json::Value = server.get("/dispatch/probe/").json().unwrap();
+        assert_eq!(probe["data_pristine"], true, "round {round}: {probe}");
+        let large: serde_json::Value = server.get("/dispatch/large/").json().unwrap();
+        assert_eq!(large["pristine"], true, "round {round}: {large}");
+        assert_eq!(large["bytes"], 1 << 20);
+    }
+    // Small data is copied in and large data mapped, by two engines: their artifacts
+    // carry two engine hashes.
+    let engines: std::collections::BTreeSet<String> =
+        std::fs::read_dir(server.data_dir().join("artifacts"))
+            .unwrap()
+            .filter_map(|entry| {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                let stem = name.strip_suffix(".cwasm")?;
+                Some(stem.rsplit('-').next().unwrap().to_string())
+            })
+            .collect();
+    assert_eq!(engines.len(), 2, "{engines:?}");
 }

@@ -4,9 +4,10 @@
 //! uploaded, and `artifacts/<wasm sha256>-<platform module sha256 prefix>-<engine
 //! hash>.cwasm` for a script composed with the platform module (`compose.rs`), so a new
 //! platform module never reuses artifacts composed with an old one, while scripts that do
-//! not import it keep theirs. Each tier's engine (`engine.rs`) has its own hash, so a
-//! baseline artifact, kept until the optimized one replaces it (`tiering.rs`), never
-//! loads into the optimized engine. Its own SHA-256 is recorded in the store when
+//! not import it keep theirs. Each engine (`engine.rs`) has its own hash, so a baseline
+//! artifact, kept until the optimized one replaces it (`tiering.rs`), never loads into
+//! an optimized engine, nor an artifact whose memories start copied into the engine that
+//! maps them ([`MemoryInit`], chosen from the component's bytes when it is compiled). Its own SHA-256 is recorded in the store when
 //! written, under (wasm sha256, the key's part after the wasm sha256). Loading reads the
 //! file through, checks that digest, and only then maps the file it checked (artifacts
 //! are written once under a new name and renamed into place, never changed in place) — we
@@ -27,7 +28,7 @@ use wasmtime::component::Component;
 
 use super::compile_cage::{CompileCage, CompileError, Compiled, Queue};
 use super::compose::{ComposeError, PlatformModule};
-use super::engine::Tier;
+use super::engine::{MemoryInit, Tier};
 use crate::metrics::Metrics;
 use crate::store::{
     Store, StoreError, sha256_file_hex, sha256_hex, write_durably, write_replaceable,
@@ -58,6 +59,8 @@ pub enum ArtifactError {
 pub struct Pending {
     source: Vec<u8>,
     composed: bool,
+    /// How the optimized tier starts its memories (from its data segments' size).
+    memory: MemoryInit,
 }
 
 /// One tier's engine and the keys of its artifacts.
@@ -91,17 +94,21 @@ impl TierEngine {
 
 pub struct ArtifactCache {
     dir: PathBuf,
-    optimized: TierEngine,
+    /// The optimized tier's engines: the one that copies data segments in, then the one
+    /// that maps memory images.
+    optimized: [TierEngine; 2],
     baseline: TierEngine,
     platform: Arc<PlatformModule>,
     cage: CompileCage,
 }
 
 impl ArtifactCache {
-    /// The cache under `data_dir`, loading artifacts into the two tiers' engines.
+    /// The cache under `data_dir`, loading artifacts into the optimized tier's two
+    /// engines (memories copied, memories mapped) and the baseline tier's.
     pub fn new(
         data_dir: &std::path::Path,
-        optimized: &Engine,
+        optimized_copy: &Engine,
+        optimized_image: &Engine,
         baseline: &Engine,
         platform: Arc<PlatformModule>,
         cage: CompileCage,
@@ -110,17 +117,30 @@ impl ArtifactCache {
         std::fs::create_dir_all(&dir)?;
         Ok(ArtifactCache {
             dir,
-            optimized: TierEngine::new(optimized.clone(), &platform),
+            optimized: [
+                TierEngine::new(optimized_copy.clone(), &platform),
+                TierEngine::new(optimized_image.clone(), &platform),
+            ],
             baseline: TierEngine::new(baseline.clone(), &platform),
             platform,
             cage,
         })
     }
 
-    fn tier(&self, tier: Tier) -> &TierEngine {
+    /// The engine `pending` compiles for and loads into, in `tier`.
+    fn engine_for(&self, tier: Tier, pending: &Pending) -> &TierEngine {
+        match (tier, pending.memory) {
+            (Tier::Optimized, MemoryInit::Copy) => &self.optimized[0],
+            (Tier::Optimized, MemoryInit::Image) => &self.optimized[1],
+            (Tier::Baseline, _) => &self.baseline,
+        }
+    }
+
+    /// The engines of `tier`.
+    fn engines(&self, tier: Tier) -> &[TierEngine] {
         match tier {
             Tier::Optimized => &self.optimized,
-            Tier::Baseline => &self.baseline,
+            Tier::Baseline => std::slice::from_ref(&self.baseline),
         }
     }
 
@@ -157,10 +177,12 @@ impl ArtifactCache {
     pub fn pending(&self, wasm: &[u8], composed: Option<Vec<u8>>) -> Pending {
         match composed {
             Some(source) => Pending {
+                memory: MemoryInit::for_component(&source),
                 source,
                 composed: true,
             },
             None => Pending {
+                memory: MemoryInit::for_component(wasm),
                 source: wasm.to_vec(),
                 composed: false,
             },
@@ -188,7 +210,9 @@ impl ArtifactCache {
         tier: Tier,
         queue: Queue,
     ) -> Result<Vec<u8>, ArtifactError> {
-        let compiled = self.cage.compile(&pending.source, tier, queue).await?;
+        let compiled = (self.cage)
+            .compile(&pending.source, tier, pending.memory, queue)
+            .await?;
         Ok(counted(metrics, compiled))
     }
 
@@ -202,9 +226,10 @@ impl ArtifactCache {
         tier: Tier,
         artifact: &[u8],
     ) -> Result<Component, ArtifactError> {
-        let key = self.tier(tier).key(pending);
+        let engine = self.engine_for(tier, pending);
+        let key = engine.key(pending);
         self.keep(store, wasm_sha256, key, tier, artifact)?;
-        self.load_kept(tier, wasm_sha256, key, artifact)
+        self.load_kept(engine, wasm_sha256, key, artifact)
     }
 
     /// Whether an artifact of `wasm_sha256` is recorded, of either tier (not checked).
@@ -233,15 +258,15 @@ impl ArtifactCache {
     /// Maps the artifact `keep` just stored, or, should mapping fail, loads its bytes.
     fn load_kept(
         &self,
-        tier: Tier,
+        engine: &TierEngine,
         wasm_sha256: &str,
         key: &str,
         artifact: &[u8],
     ) -> Result<Component, ArtifactError> {
-        let engine = &self.tier(tier).engine;
+        let engine = &engine.engine;
         // SAFETY: the file was just written with these bytes, which a worker running
         // this process's own executable produced (see `deserialize_own`).
-        unsafe { Component::deserialize_file(engine, self.path(wasm_sha256, key)) }
+        unsafe { map_file(engine, &self.path(wasm_sha256, key)) }
             .or_else(|_| deserialize_own(engine, artifact))
     }
 
@@ -268,16 +293,20 @@ impl ArtifactCache {
             }
         }
         let pending = self.pending_stored(store, wasm_sha256)?;
-        let compiled =
-            self.cage
-                .compile_blocking(&pending.source, Tier::Optimized, Queue::Unbounded)?;
+        let compiled = self.cage.compile_blocking(
+            &pending.source,
+            Tier::Optimized,
+            pending.memory,
+            Queue::Unbounded,
+        )?;
         let artifact = counted(metrics, compiled);
-        let key = self.optimized.key(&pending);
+        let engine = self.engine_for(Tier::Optimized, &pending);
+        let key = engine.key(&pending);
         match self.keep(store, wasm_sha256, key, Tier::Optimized, &artifact) {
-            Ok(()) => self.load_kept(Tier::Optimized, wasm_sha256, key, &artifact),
+            Ok(()) => self.load_kept(engine, wasm_sha256, key, &artifact),
             Err(error) => {
                 tracing::warn!(sha256 = wasm_sha256, %error, "the rebuilt artifact cannot be stored");
-                deserialize_own(&self.optimized.engine, &artifact)
+                deserialize_own(&engine.engine, &artifact)
             }
         }
     }
@@ -300,16 +329,23 @@ impl ArtifactCache {
         store.record_artifact(wasm_sha256, key, &sha256_hex(artifact))
     }
 
-    /// Every key an artifact of `tiers` may be under, in that order, with its tier.
+    /// Every key an artifact of `tiers` may be under, in that order, with its engine.
     fn keys<'a>(&'a self, tiers: &'a [Tier]) -> impl Iterator<Item = (&'a TierEngine, &'a str)> {
         tiers
             .iter()
-            .map(|tier| self.tier(*tier))
-            .flat_map(|tier| [(tier, tier.composed.as_str()), (tier, tier.plain.as_str())])
+            .flat_map(|tier| self.engines(*tier))
+            .flat_map(|engine| {
+                [
+                    (engine, engine.composed.as_str()),
+                    (engine, engine.plain.as_str()),
+                ]
+            })
     }
 
-    /// A script's artifact of one tier is under exactly one of its two keys (whether it
-    /// is composed depends only on its own imports); the composed key names this platform
+    /// A script's artifact of one tier is under exactly one of that tier's keys: whether
+    /// it is composed depends only on its own imports, and how its memories start only on
+    /// its bytes (an artifact from before the optimized tier had two engines is under the
+    /// image engine's key, and serves from there). The composed keys name this platform
     /// module. `tiers` are tried in order.
     fn load_verified(
         &self,
@@ -330,8 +366,7 @@ impl ArtifactCache {
             }
             // SAFETY: the file's bytes match the digest recorded when this process family
             // wrote them, and that family never changes an artifact file in place.
-            return unsafe { Component::deserialize_file(&tier.engine, &path) }
-                .map_err(|e| format!("{e:#}"));
+            return unsafe { map_file(&tier.engine, &path) }.map_err(|e| format!("{e:#}"));
         }
         Err("no artifact recorded for this engine and platform module".into())
     }
@@ -343,6 +378,36 @@ fn counted(metrics: &Metrics, compiled: Compiled) -> Vec<u8> {
     metrics.code_cache_hits.inc_by(compiled.cache.hits);
     metrics.code_cache_misses.inc_by(compiled.cache.misses);
     compiled.artifact
+}
+
+/// Maps the artifact file at `path` into `engine`, then gives back the pages the load
+/// touched: the page cache keeps them (the file was just read to check its digest), but
+/// a script nobody calls holds none of them in the process's memory, and the kernel may
+/// reclaim an idle script's code before a busy one's. The first request faults in what
+/// it runs (minor faults, from the page cache).
+///
+/// # Safety
+/// The file must hold an artifact this process family produced and verified, and must
+/// never change in place (see `Component::deserialize_file`).
+unsafe fn map_file(engine: &Engine, path: &std::path::Path) -> wasmtime::Result<Component> {
+    // SAFETY: as this function's contract says.
+    let component = unsafe { Component::deserialize_file(engine, path) }?;
+    let image = component.image_range();
+    // SAFETY: `image` is a private mapping of the file, which wasmtime made read-only
+    // (and its code executable) as it loaded it, and never wrote: an artifact needs no
+    // relocations. Dropping its pages only makes the next access read the same bytes
+    // from the file again. Nothing runs from it yet.
+    let dropped = unsafe {
+        rustix::mm::madvise(
+            image.start.cast_mut().cast(),
+            image.end.addr() - image.start.addr(),
+            rustix::mm::Advice::LinuxDontNeed,
+        )
+    };
+    if let Err(error) = dropped {
+        tracing::debug!(path = %path.display(), %error, "an artifact's pages stay mapped");
+    }
+    Ok(component)
 }
 
 /// Loads an artifact a worker of this very binary produced a moment ago.

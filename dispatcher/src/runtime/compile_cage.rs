@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 
 use super::code_cache::{CacheStats, CodeCacheSpec};
 use super::compile_worker::{COMPILE_FAILED, WorkerSpec};
-use super::engine::{EngineLimits, Tier};
+use super::engine::{EngineLimits, MemoryInit, Tier};
 
 /// The hidden subcommand a worker runs as (`cli/mod.rs`).
 pub const WORKER_COMMAND: &str = "compile-worker";
@@ -116,11 +116,13 @@ impl CompileCage {
         }
     }
 
-    /// Compiles `source` for `tier` in a worker; the serialized artifact.
+    /// Compiles `source` for `tier`'s engine starting memories as `memory` says, in a
+    /// worker; the serialized artifact.
     pub async fn compile(
         &self,
         source: &[u8],
         tier: Tier,
+        memory: MemoryInit,
         queue: Queue,
     ) -> Result<Compiled, CompileError> {
         let _slot = match queue {
@@ -138,7 +140,7 @@ impl CompileCage {
             Queue::Background => BACKGROUND_NICENESS,
             Queue::Bounded | Queue::Unbounded => NICENESS,
         };
-        tokio::time::timeout(limit, self.run_worker(source, tier, niceness))
+        tokio::time::timeout(limit, self.run_worker(source, tier, memory, niceness))
             .await
             .map_err(|_| CompileError::Timeout { limit })?
     }
@@ -148,22 +150,25 @@ impl CompileCage {
         &self,
         source: &[u8],
         tier: Tier,
+        memory: MemoryInit,
         queue: Queue,
     ) -> Result<Compiled, CompileError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| CompileError::Worker(e.to_string()))?;
-        runtime.block_on(self.compile(source, tier, queue))
+        runtime.block_on(self.compile(source, tier, memory, queue))
     }
 
     async fn run_worker(
         &self,
         source: &[u8],
         tier: Tier,
+        memory: MemoryInit,
         niceness: i32,
     ) -> Result<Compiled, CompileError> {
         let spec = WorkerSpec {
             engine: self.engine.clone(),
             tier,
+            memory,
             niceness,
             memory_bytes: self.limits.memory_bytes,
             cpu_seconds: self

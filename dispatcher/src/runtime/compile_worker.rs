@@ -1,7 +1,7 @@
 //! The child side of a caged compile (`dispatcher compile-worker`, started by
 //! `compile_cage.rs`): it puts itself under the limits it is given (memory, CPU time, a
 //! lower priority, death with its parent), reads one component on stdin, compiles it
-//! with the server's engine configuration for the tier it is told (`engine.rs`) and
+//! with the server's engine configuration for the tier and memory start it is told (`engine.rs`) and
 //! writes the serialized artifact to stdout. A compile error is written to stderr with
 //! exit status 1; running out of memory aborts the process (the allocator's failure), the
 //! CPU limit kills it (SIGXCPU, then SIGKILL), and when the machine runs out of memory the
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use rustix::process::{Resource, Rlimit, Signal};
 
 use super::code_cache::{CacheStats, CodeCache, CodeCacheSpec};
-use super::engine::{EngineLimits, Tier, compile_engine};
+use super::engine::{EngineLimits, MemoryInit, Tier, compile_engine};
 
 /// What a worker is told on its command line (one JSON argument).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -26,6 +26,8 @@ pub struct WorkerSpec {
     pub engine: EngineLimits,
     /// The compiler to compile with.
     pub tier: Tier,
+    /// How the engine the artifact is for starts memories (part of its compatibility).
+    pub memory: MemoryInit,
     /// How much lower than the server's the worker's priority is (`nice`).
     pub niceness: i32,
     /// Most writable memory (heap and anonymous mappings) the worker may map, in bytes.
@@ -49,7 +51,7 @@ pub fn run(spec: &str) -> anyhow::Result<()> {
         .code_cache
         .map(|cache| Arc::new(CodeCache::open(cache)));
     let store = cache.clone().map(|c| c as Arc<dyn wasmtime::CacheStore>);
-    let engine = compile_engine(&spec.engine, spec.tier, store)?;
+    let engine = compile_engine(&spec.engine, spec.tier, spec.memory, store)?;
     match engine.precompile_component(&component) {
         Ok(artifact) => {
             let mut out = std::io::stdout().lock();

@@ -103,11 +103,12 @@ pub struct RuntimeConfig {
 }
 
 pub struct Runtime {
-    /// The optimized tier's engine, which runs nearly every script.
-    engine: Engine,
-    linker: Linker<Host>,
-    /// The linker of the baseline tier's engine (`tiering.rs`).
-    baseline_linker: Linker<Host>,
+    /// The optimized tier's pooling engines: memories copied in (which runs nearly every
+    /// script), memories mapped from images (`engine::MemoryInit`).
+    pooled: [Engine; 2],
+    /// One linker per engine: the optimized tier's two, then the baseline tier's
+    /// (`tiering.rs`).
+    linkers: [Linker<Host>; 3],
     baseline_min_code_bytes: u64,
     /// Baseline-tier components waiting for their optimized artifact.
     tier_ups: tiering::TierUps,
@@ -143,29 +144,42 @@ impl Runtime {
         config: RuntimeConfig,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Runtime> {
-        let engine = engine::new_engine(&config.engine, engine::Tier::Optimized)?;
-        engine::spawn_epoch_ticker(&engine);
-        let baseline = engine::new_engine(&config.engine, engine::Tier::Baseline)?;
-        engine::spawn_epoch_ticker(&baseline);
+        use engine::{MemoryInit, Tier};
+        let copy = engine::new_engine(&config.engine, Tier::Optimized, MemoryInit::Copy)?;
+        let image = engine::new_engine(&config.engine, Tier::Optimized, MemoryInit::Image)?;
+        let baseline = engine::new_engine(&config.engine, Tier::Baseline, MemoryInit::Image)?;
+        for engine in [&copy, &image, &baseline] {
+            engine::spawn_epoch_ticker(engine);
+        }
         let guest_memory = limits::GuestMemory::new(config.guest_memory_bytes);
         let watched = guest_memory.clone();
-        engine::spawn_resident_watch(&engine, move |bytes| watched.set_idle_resident(bytes));
-        let linker = host::new_linker(&engine)?;
-        let baseline_linker = host::new_linker(&baseline)?;
+        engine::spawn_resident_watch(&[&copy, &image], move |bytes| {
+            watched.set_idle_resident(bytes)
+        });
+        let linkers = [
+            host::new_linker(&copy)?,
+            host::new_linker(&image)?,
+            host::new_linker(&baseline)?,
+        ];
         let platform = Arc::new(PlatformModule::builtin()?);
         let code_cache = (config.compile.code_cache_bytes > 0).then(|| code_cache::CodeCacheSpec {
             path: data_dir.join("code-cache.pack"),
             temp_dir: data_dir.join("artifacts"),
             max_bytes: config.compile.code_cache_bytes,
-            tag: engine::compatibility_hash(&engine),
+            tag: engine::compatibility_hash(&copy),
         });
         let cage = compile_cage::CompileCage::new(config.compile, config.engine, code_cache);
-        let artifacts =
-            artifacts::ArtifactCache::new(data_dir, &engine, &baseline, platform.clone(), cage)?;
+        let artifacts = artifacts::ArtifactCache::new(
+            data_dir,
+            &copy,
+            &image,
+            &baseline,
+            platform.clone(),
+            cage,
+        )?;
         Ok(Runtime {
-            engine,
-            linker,
-            baseline_linker,
+            pooled: [copy, image],
+            linkers,
             baseline_min_code_bytes: config.baseline_min_code_bytes,
             tier_ups: tiering::TierUps::default(),
             artifacts,
@@ -210,18 +224,19 @@ impl Runtime {
         self.scheduled_wall
     }
 
-    /// Every metric, the engine's instance pool included, in the Prometheus text format.
+    /// Every metric, the engines' instance pools included (both together), in the
+    /// Prometheus text format.
     pub fn render_metrics(&self) -> String {
         let mut out = self.metrics.render();
-        if let Some(pool) = self.engine.pooling_allocator_metrics() {
-            let idle_resident = engine::idle_resident_bytes(&self.engine);
-            Metrics::render_pool(
-                &mut out,
-                pool.component_instances(),
-                pool.memories(),
-                idle_resident,
-            );
+        let (mut instances, mut memories, mut idle_resident) = (0, 0, 0);
+        for engine in &self.pooled {
+            if let Some(pool) = engine.pooling_allocator_metrics() {
+                instances += pool.component_instances();
+                memories += pool.memories();
+                idle_resident += engine::idle_resident_bytes(engine);
+            }
         }
+        Metrics::render_pool(&mut out, instances, memories, idle_resident);
         out
     }
 
@@ -340,15 +355,16 @@ impl Runtime {
         })
     }
 
-    /// `component` linked by its own tier's linker.
+    /// `component` linked by its own engine's linker.
     fn link(
         &self,
         component: &wasmtime::component::Component,
     ) -> Result<ProxyPre<Host>, PrepareError> {
-        let base = match self.artifacts.tier_of(component) {
-            Tier::Optimized => &self.linker,
-            Tier::Baseline => &self.baseline_linker,
-        };
+        let base = self
+            .linkers
+            .iter()
+            .find(|linker| Engine::same(linker.engine(), component.engine()))
+            .ok_or_else(|| PrepareError::Link("loaded into an engine of no linker".into()))?;
         let imports = rpc::rpc_imports(component);
         let linked = if imports.is_empty() {
             base.instantiate_pre(component)

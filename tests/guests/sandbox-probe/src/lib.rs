@@ -1,7 +1,11 @@
 //! Test guest that probes its sandbox: it reports the environment variables and
-//! arguments it sees, whether it can list or read files, and whether it can open a TCP
-//! connection to the address given as `?connect=HOST:PORT`. A safe host gives it nothing.
+//! arguments it sees, whether it can list or read files, whether it can open a TCP
+//! connection to the address given as `?connect=HOST:PORT`, and whether its initialized
+//! data is as its data segment wrote it (it overwrites it after checking, so an instance
+//! or memory left over from an earlier request would show). A safe host gives it nothing
+//! and fresh data every time.
 
+use std::cell::UnsafeCell;
 use std::io::Write as _;
 
 use wasip2::http::types::{
@@ -9,6 +13,23 @@ use wasip2::http::types::{
 };
 
 struct Probe;
+
+/// A little initialized data (a data segment: no byte is zero).
+struct Marks(UnsafeCell<[u8; 4096]>);
+
+// SAFETY: a component instance runs one request on one thread.
+unsafe impl Sync for Marks {}
+
+static MARKS: Marks = Marks(UnsafeCell::new([0xa5; 4096]));
+
+/// Whether the marks are as initialized; then overwrites them.
+fn data_pristine() -> bool {
+    // SAFETY: the only access to the marks, on the instance's one thread.
+    let marks = unsafe { &mut *MARKS.0.get() };
+    let pristine = marks.iter().all(|b| *b == 0xa5);
+    marks.fill(0);
+    pristine
+}
 
 fn probe(query: &str) -> serde_json::Value {
     let env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
@@ -34,6 +55,7 @@ fn probe(query: &str) -> serde_json::Value {
         "read_passwd": format!("{read_passwd:?}"),
         "write_file": format!("{write_file:?}"),
         "connect": connect,
+        "data_pristine": data_pristine(),
     })
 }
 
