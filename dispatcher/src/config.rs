@@ -216,6 +216,10 @@ impl Default for Config {
     }
 }
 
+/// Most instances at once: each place reserves its memories' address space in both
+/// pooling engines (`runtime::engine`), some 32 GiB, and a process has 128 TiB.
+const MAX_INSTANCES: u32 = 3000;
+
 impl Config {
     /// Defaults, overridden by the TOML file at `path` when given.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
@@ -229,6 +233,13 @@ impl Config {
         if let Err(why) = config.default_limits().check_memory_fits_cpu() {
             anyhow::bail!(
                 "invalid config {}: memory_mb and cpu_ms: {why}",
+                path.display()
+            );
+        }
+        if !(1..=MAX_INSTANCES).contains(&config.max_instances) {
+            anyhow::bail!(
+                "invalid config {}: max_instances must be 1 to {MAX_INSTANCES}: every instance \
+                 place reserves address space in two pools (about 32 GiB in all)",
                 path.display()
             );
         }

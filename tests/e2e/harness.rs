@@ -394,6 +394,19 @@ pub fn cli(data: &Path, args: &[&str]) -> Output {
         .expect("run the dispatcher CLI")
 }
 
+/// Starts `dispatcher serve` on a fresh data dir with `config` as its TOML config, which
+/// it must refuse: its standard error.
+pub fn refused_config(config: &str) -> String {
+    let temp = tempfile::tempdir().unwrap();
+    let path = temp.path().join("dispatcher.toml");
+    std::fs::write(&path, config).unwrap();
+    let data = temp.path().join("data");
+    let listen = ["serve", "--listen", "127.0.0.1:0", "--config"];
+    let out = cli(&data, &[&listen[..], &[path.to_str().unwrap()]].concat());
+    assert!(!out.status.success(), "started with {config:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn log_path(data: &Path) -> PathBuf {
     std::fs::create_dir_all(data).expect("create data dir");
     data.join("server.log")

@@ -1,13 +1,14 @@
 //! Per-script limits: a CPU loop, memory bombs, unbounded recursion, a guest asleep in a
 //! host call, too many random bytes asked for at once, too many subrequests and too many
 //! requests at once each get their own answer, while another tenant's script keeps
-//! answering. Limits set with the CLI apply to the next request of the running server.
+//! answering. Limits set with the CLI apply to the next request of the running server; a
+//! config asking for more instances than the address space holds is refused at start.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Server, eventually, expect_error, guest, is_error};
+use crate::harness::{Server, eventually, expect_error, guest, is_error, refused_config};
 use crate::upstream::Upstream;
 
 /// `path?key=value...` with the values percent-encoded.
@@ -317,4 +318,15 @@ fn memory_is_limited_to_what_the_cpu_limit_could_touch() {
     let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(shown["cpu_ms"]["value"], 300);
     assert_eq!(shown["memory_mb"]["value"], 1024);
+}
+
+#[test]
+fn more_instances_than_the_address_space_holds_are_refused_at_start() {
+    for bad in ["max_instances = 0", "max_instances = 3001"] {
+        let stderr = refused_config(&format!("first_party = false\n{bad}\n"));
+        assert!(
+            stderr.contains("max_instances must be 1 to 3000"),
+            "{bad}: {stderr}"
+        );
+    }
 }

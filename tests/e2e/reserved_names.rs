@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::harness::{Server, expect_error, guest};
+use crate::harness::{Server, expect_error, guest, refused_config};
 
 #[test]
 fn customers_cannot_take_the_first_party_services_names() {
@@ -65,21 +65,6 @@ fn the_config_chooses_which_names_are_reserved() {
 
 #[test]
 fn a_reserved_name_that_is_no_script_name_is_refused_at_start() {
-    let temp = tempfile::tempdir().unwrap();
-    let config = temp.path().join("dispatcher.toml");
-    std::fs::write(
-        &config,
-        "first_party = false\nreserved_names = [\"Billing\"]\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(crate::harness::BIN)
-        .arg("--data")
-        .arg(temp.path().join("data"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_config("first_party = false\nreserved_names = [\"Billing\"]\n");
     assert!(stderr.contains("reserved_names"), "{stderr}");
 }

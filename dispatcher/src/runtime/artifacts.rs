@@ -380,11 +380,12 @@ fn counted(metrics: &Metrics, compiled: Compiled) -> Vec<u8> {
     compiled.artifact
 }
 
-/// Maps the artifact file at `path` into `engine`, then gives back the pages the load
-/// touched: the page cache keeps them (the file was just read to check its digest), but
-/// a script nobody calls holds none of them in the process's memory, and the kernel may
-/// reclaim an idle script's code before a busy one's. The first request faults in what
-/// it runs (minor faults, from the page cache).
+/// Maps the artifact file at `path` into `engine` and makes its memory images (when its
+/// engine maps them) now rather than at the first request; then gives back the pages the
+/// load touched: the page cache keeps them (the file was just read to check its digest),
+/// but a script nobody calls holds none of them in the process's memory, and the kernel
+/// may reclaim an idle script's code before a busy one's. The first request faults in
+/// what it runs (minor faults, from the page cache).
 ///
 /// # Safety
 /// The file must hold an artifact this process family produced and verified, and must
@@ -392,6 +393,7 @@ fn counted(metrics: &Metrics, compiled: Compiled) -> Vec<u8> {
 unsafe fn map_file(engine: &Engine, path: &std::path::Path) -> wasmtime::Result<Component> {
     // SAFETY: as this function's contract says.
     let component = unsafe { Component::deserialize_file(engine, path) }?;
+    component.initialize_copy_on_write_image()?;
     let image = component.image_range();
     // SAFETY: `image` is a private mapping of the file, which wasmtime made read-only
     // (and its code executable) as it loaded it, and never wrote: an artifact needs no
@@ -410,11 +412,16 @@ unsafe fn map_file(engine: &Engine, path: &std::path::Path) -> wasmtime::Result<
     Ok(component)
 }
 
-/// Loads an artifact a worker of this very binary produced a moment ago.
+/// Loads an artifact a worker of this very binary produced a moment ago (its memory
+/// images made now, as in [`map_file`]).
 fn deserialize_own(engine: &Engine, artifact: &[u8]) -> Result<Component, ArtifactError> {
     // SAFETY: these bytes were produced, with this engine's configuration, by a compile
     // worker running this process's own executable (`/proc/self/exe`), and came to us
     // over its stdout pipe; they are stored and digested before anything else sees them.
     unsafe { Component::deserialize(engine, artifact) }
+        .and_then(|component| {
+            component.initialize_copy_on_write_image()?;
+            Ok(component)
+        })
         .map_err(|e| ArtifactError::Load(format!("{e:#}")))
 }

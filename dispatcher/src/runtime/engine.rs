@@ -40,7 +40,7 @@ pub enum MemoryInit {
     /// so a pool slot passes from one script to another at the cost of its reset alone.
     /// Mapping an image in and out costs a TLB shootdown on every core each time a slot
     /// changes scripts: with 1,000 tenants and a random one per request, 211 µs of CPU
-    /// per request with images against 134 µs copied (one tenant: 86 and 79).
+    /// per request with images against 144 µs copied (one tenant: 86 and 78).
     Copy,
     /// Mapped copy-on-write from the artifact (wasmtime's memory images): only the pages
     /// a run touches are faulted in. A 3.6 MB componentize-js heap costs 568 µs of CPU per
