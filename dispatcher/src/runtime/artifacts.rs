@@ -7,18 +7,20 @@
 //! not import it keep theirs. Each engine (`engine.rs`) has its own hash, so a baseline
 //! artifact, kept until the optimized one replaces it (`tiering.rs`), never loads into
 //! an optimized engine, nor an artifact whose memories start copied into the engine that
-//! maps them ([`MemoryInit`], chosen from the component's bytes when it is compiled). Its own SHA-256 is recorded in the store when
-//! written, under (wasm sha256, the key's part after the wasm sha256). Loading reads the
-//! file through, checks that digest, and only then maps the file it checked (artifacts
-//! are written once under a new name and renamed into place, never changed in place) — we
-//! never deserialize bytes we did not produce and verify. A mapped artifact's code and
-//! data are file pages the kernel may drop and read again, not a copy in the process's
-//! own memory, so idle scripts cost almost no memory, and its data segments are the
-//! memory image its instances start from. A missing, corrupted or incompatible artifact
-//! is rebuilt (optimized) from the stored component bytes (checked against their digest,
-//! composed again when the script needs it). Compiling itself happens in a worker process
-//! (`compile_cage.rs`); an upload whose bytes already have a verified artifact (another
-//! script's, an earlier version's) reuses it and compiles nothing.
+//! maps them ([`MemoryInit`], chosen from the component's bytes when it is compiled). Its
+//! own SHA-256 is recorded in the store when written, under (wasm sha256, the key's part
+//! after the wasm sha256). Loading reads the file through, checks that digest, and only
+//! then maps the file it checked (artifacts are written once under a new name and renamed
+//! into place, never changed in place) — we never deserialize bytes we did not produce and
+//! verify. A mapped artifact's code and data are file pages the kernel may drop and read
+//! again, not a copy in the process's own memory, and the pages its load touched are
+//! given back at once ([`map_file`]), so idle scripts cost almost no memory; where its
+//! engine maps images, its data segments are the image its instances start from. A
+//! missing, corrupted or incompatible artifact is rebuilt (optimized) from the stored
+//! component bytes (checked against their digest, composed again when the script needs
+//! it). Compiling itself happens in a worker process (`compile_cage.rs`); an upload whose
+//! bytes already have a verified artifact (another script's, an earlier version's) reuses
+//! it and compiles nothing.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! Everything wasmtime: the engine, the linker, compiling and caching components, the
-//! in-memory index of ready scripts, and running one request in a fresh `Store`.
+//! Everything wasmtime: the engines and their linkers, compiling and caching components,
+//! the in-memory index of ready scripts, and running one request in a fresh `Store`.
 //! HTTP framework types never enter here; wasmtime types never leave except as
 //! `hyper`/`http` requests and responses.
 
