@@ -68,6 +68,8 @@ pub struct Pending {
 /// One tier's engine and the keys of its artifacts.
 struct TierEngine {
     engine: Engine,
+    /// How `engine` starts memories: what its compile workers are told.
+    memory: MemoryInit,
     /// The key of artifacts compiled from a script as uploaded.
     plain: String,
     /// The key of artifacts compiled from a script composed with the platform module.
@@ -75,11 +77,12 @@ struct TierEngine {
 }
 
 impl TierEngine {
-    fn new(engine: Engine, platform: &PlatformModule) -> TierEngine {
+    fn new(engine: Engine, memory: MemoryInit, platform: &PlatformModule) -> TierEngine {
         let plain = super::engine::compatibility_hash(&engine);
         let composed = format!("{}-{plain}", &platform.sha256()[..PLATFORM_HASH_PREFIX]);
         TierEngine {
             engine,
+            memory,
             plain,
             composed,
         }
@@ -120,16 +123,17 @@ impl ArtifactCache {
         Ok(ArtifactCache {
             dir,
             optimized: [
-                TierEngine::new(optimized_copy.clone(), &platform),
-                TierEngine::new(optimized_image.clone(), &platform),
+                TierEngine::new(optimized_copy.clone(), MemoryInit::Copy, &platform),
+                TierEngine::new(optimized_image.clone(), MemoryInit::Image, &platform),
             ],
-            baseline: TierEngine::new(baseline.clone(), &platform),
+            baseline: TierEngine::new(baseline.clone(), MemoryInit::Image, &platform),
             platform,
             cage,
         })
     }
 
-    /// The engine `pending` compiles for and loads into, in `tier`.
+    /// The engine `pending` compiles for and loads into, in `tier`. The baseline tier's
+    /// maps images whatever the data: it serves large components, whose data is large too.
     fn engine_for(&self, tier: Tier, pending: &Pending) -> &TierEngine {
         match (tier, pending.memory) {
             (Tier::Optimized, MemoryInit::Copy) => &self.optimized[0],
@@ -212,8 +216,10 @@ impl ArtifactCache {
         tier: Tier,
         queue: Queue,
     ) -> Result<Vec<u8>, ArtifactError> {
-        let compiled = (self.cage)
-            .compile(&pending.source, tier, pending.memory, queue)
+        let memory = self.engine_for(tier, pending).memory;
+        let compiled = self
+            .cage
+            .compile(&pending.source, tier, memory, queue)
             .await?;
         Ok(counted(metrics, compiled))
     }
@@ -295,14 +301,14 @@ impl ArtifactCache {
             }
         }
         let pending = self.pending_stored(store, wasm_sha256)?;
+        let engine = self.engine_for(Tier::Optimized, &pending);
         let compiled = self.cage.compile_blocking(
             &pending.source,
             Tier::Optimized,
-            pending.memory,
+            engine.memory,
             Queue::Unbounded,
         )?;
         let artifact = counted(metrics, compiled);
-        let engine = self.engine_for(Tier::Optimized, &pending);
         let key = engine.key(&pending);
         match self.keep(store, wasm_sha256, key, Tier::Optimized, &artifact) {
             Ok(()) => self.load_kept(engine, wasm_sha256, key, &artifact),

@@ -1,8 +1,8 @@
 //! The child side of a caged compile (`dispatcher compile-worker`, started by
 //! `compile_cage.rs`): it puts itself under the limits it is given (memory, CPU time, a
 //! lower priority, death with its parent), reads one component on stdin, compiles it
-//! with the server's engine configuration for the tier and memory start it is told (`engine.rs`) and
-//! writes the serialized artifact to stdout. A compile error is written to stderr with
+//! with the server's engine configuration for the tier and memory start it is told
+//! (`engine.rs`) and writes the serialized artifact to stdout. A compile error is written to stderr with
 //! exit status 1; running out of memory aborts the process (the allocator's failure), the
 //! CPU limit kills it (SIGXCPU, then SIGKILL), and when the machine runs out of memory the
 //! OOM killer takes it first (SIGKILL). A successful compile ends its stderr with one

@@ -117,8 +117,7 @@ fn warm_slots(limits: &EngineLimits, total_memories: u32) -> u32 {
 const RESIDENT_WATCH: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The engine the server runs `tier`'s artifacts with, starting memories as `memory`
-/// says. The baseline tier always maps images: it serves large components, whose data
-/// is large too.
+/// says.
 pub fn new_engine(
     limits: &EngineLimits,
     tier: Tier,
@@ -186,7 +185,7 @@ fn config(limits: &EngineLimits, tier: Tier, memory: MemoryInit) -> Config {
         .wasm_component_model(true)
         .epoch_interruption(true)
         .async_stack_size(ASYNC_STACK_BYTES)
-        .memory_init_cow(tier == Tier::Baseline || memory == MemoryInit::Image)
+        .memory_init_cow(memory == MemoryInit::Image)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     if tier == Tier::Baseline {
         // Winch lacks some proposals Cranelift enables by default (tail calls,

@@ -103,11 +103,9 @@ pub struct RuntimeConfig {
 }
 
 pub struct Runtime {
-    /// The optimized tier's pooling engines: memories copied in (which runs nearly every
-    /// script), memories mapped from images (`engine::MemoryInit`).
-    pooled: [Engine; 2],
-    /// One linker per engine: the optimized tier's two, then the baseline tier's
-    /// (`tiering.rs`).
+    /// One linker per engine: the optimized tier's two, pooling (memories copied in,
+    /// which runs nearly every script; memories mapped from images, `engine::MemoryInit`),
+    /// then the baseline tier's (`tiering.rs`).
     linkers: [Linker<Host>; 3],
     baseline_min_code_bytes: u64,
     /// Baseline-tier components waiting for their optimized artifact.
@@ -178,7 +176,6 @@ impl Runtime {
             cage,
         )?;
         Ok(Runtime {
-            pooled: [copy, image],
             linkers,
             baseline_min_code_bytes: config.baseline_min_code_bytes,
             tier_ups: tiering::TierUps::default(),
@@ -229,7 +226,7 @@ impl Runtime {
     pub fn render_metrics(&self) -> String {
         let mut out = self.metrics.render();
         let (mut instances, mut memories, mut idle_resident) = (0, 0, 0);
-        for engine in &self.pooled {
+        for engine in self.linkers.iter().map(Linker::engine) {
             if let Some(pool) = engine.pooling_allocator_metrics() {
                 instances += pool.component_instances();
                 memories += pool.memories();
