@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 pub use bindings::{BindingFields, BindingRequest, BindingView, StoredBinding};
@@ -151,7 +152,18 @@ fn open_connection(data_dir: &Path) -> Result<Connection, StoreError> {
     // Deleted and overwritten content (a replaced secret, a policy sealed late) is zeroed
     // in the file, not left in free pages.
     conn.pragma_update(None, "secure_delete", "ON")?;
+    plan_statements_once(&conn)?;
     Ok(conn)
+}
+
+/// Makes `conn`'s query plans independent of the values bound to a statement (SQLite's
+/// query planner stability guarantee), so a cached statement stays prepared. Without it,
+/// a statement whose plan looked at a bound value (a `LIMIT ?`, a join such as `auth`'s
+/// session check) is expired whenever another value is bound, and every call parses it
+/// again: that was a third of the CPU of the session check.
+pub fn plan_statements_once(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
 }
 
 /// Polls SQLite's `data_version`, which changes when another connection commits.
@@ -187,3 +199,47 @@ pub use durable::{write_durably, write_replaceable};
 pub use full::{io_is_full, sqlite_is_full};
 pub use scripts::customer_tag;
 pub use secrets::write_owner_only;
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::{Connection, StatementStatus, params};
+
+    use super::plan_statements_once;
+
+    /// How often a cached statement shaped like `auth`'s session check was parsed
+    /// again, over runs that each bind another token and time.
+    fn reprepares(conn: &Connection) -> i32 {
+        conn.execute_batch(
+            "CREATE TABLE users (id TEXT PRIMARY KEY, role TEXT NOT NULL);
+             CREATE TABLE sessions (
+                 token TEXT PRIMARY KEY,
+                 user_id TEXT NOT NULL REFERENCES users(id),
+                 expires_at INTEGER NOT NULL
+             );
+             CREATE INDEX sessions_by_expiry ON sessions (expires_at);",
+        )
+        .unwrap();
+        let sql = "SELECT u.id, u.role FROM sessions s JOIN users u ON u.id = s.user_id \
+                   WHERE s.token = ? AND s.expires_at > ?";
+        for run in 0..10 {
+            let mut statement = conn.prepare_cached(sql).unwrap();
+            let rows = statement
+                .query_map(params![format!("token {run}"), run], |row| {
+                    row.get::<_, String>(0)
+                })
+                .unwrap();
+            assert_eq!(rows.count(), 0);
+        }
+        conn.prepare_cached(sql)
+            .unwrap()
+            .get_status(StatementStatus::RePrepare)
+    }
+
+    #[test]
+    fn cached_statements_are_not_parsed_again_for_new_values() {
+        assert!(reprepares(&Connection::open_in_memory().unwrap()) > 0);
+        let conn = Connection::open_in_memory().unwrap();
+        plan_statements_once(&conn).unwrap();
+        assert_eq!(reprepares(&conn), 0);
+    }
+}

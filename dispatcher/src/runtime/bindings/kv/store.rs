@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
 use super::super::platform::worker::kv::{Key, ListPage};
+use crate::store::plan_statements_once;
 
 pub const MAX_KEY_BYTES: usize = 512;
 pub const MAX_VALUE_BYTES: usize = 25 << 20;
@@ -33,6 +34,7 @@ impl KvStore {
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        plan_statements_once(&conn)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS kv (
                 owner      TEXT NOT NULL,
@@ -64,6 +66,7 @@ impl KvStore {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
                 reader.busy_timeout(Duration::from_secs(5))?;
+                plan_statements_once(&reader)?;
                 reader
             }
         };

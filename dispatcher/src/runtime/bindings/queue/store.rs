@@ -11,6 +11,8 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
+use crate::store::plan_statements_once;
+
 /// A message as delivered.
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
@@ -57,6 +59,7 @@ impl QueueStore {
     pub fn open(data_dir: &Path) -> rusqlite::Result<QueueStore> {
         let conn = Connection::open(data_dir.join("queues.sqlite"))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        plan_statements_once(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(

@@ -31,7 +31,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use tokio::io::{AsyncRead, AsyncReadExt as _, ReadBuf};
 
-use crate::store::{io_is_full, sqlite_is_full};
+use crate::store::{io_is_full, plan_statements_once, sqlite_is_full};
 
 pub use listing::{ListOptions, ListPage, MAX_LIST_LIMIT};
 pub use put::PendingPut;
@@ -183,6 +183,7 @@ impl ObjectStore {
 
         let conn = Connection::open(root.join("r2.db"))?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        plan_statements_once(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(

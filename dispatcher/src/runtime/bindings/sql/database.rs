@@ -14,7 +14,8 @@
 //! `INLINE_READ_TIME` (a point read from the page cache takes a few µs), when the
 //! connection is free; one that takes longer is interrupted (SQLite rolls a statement
 //! back whole) and run again on the blocking pool, as writes and batches always are.
-//! Statements are prepared once per connection and cached.
+//! Statements are prepared once per connection and cached, and plans do not depend on
+//! bound values (`plan_statements_once`), so a cached statement is never parsed again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ use rusqlite::{Connection, params_from_iter};
 
 use super::super::platform::worker::sql::{Results, Statement, Value};
 use super::super::platform::worker::types::Error as BindingError;
-use crate::store::sqlite_is_full;
+use crate::store::{plan_statements_once, sqlite_is_full};
 
 /// Limits every database and statement is held to.
 #[derive(Debug, Clone)]
@@ -132,6 +133,7 @@ impl Database {
         conn.pragma_update(None, "max_page_count", max_pages)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
+        plan_statements_once(&conn)?;
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
 
         let host_transaction = Arc::new(AtomicBool::new(false));
