@@ -79,7 +79,7 @@ pub async fn serve(mut config: Config, data_dir: &Path, demo: bool) -> anyhow::R
     tracing::info!(fd_limit, max_connections, "connection caps");
     let front = config.clone();
     let state = AppState::new(deployer, config, operator_key);
-    spawn_sign_in_forgetter(state.sign_in_limit.clone());
+    spawn_sign_in_forgetter(state.clone());
     let app = api::router(state);
     front_door::serve(listener, app, &front, max_connections, shutdown_signal()).await;
     RunningServer::withdraw(data_dir);
@@ -89,12 +89,12 @@ pub async fn serve(mut config: Config, data_dir: &Path, demo: bool) -> anyhow::R
 }
 
 /// Every minute, the sign-in limit forgets the addresses whose allowance is full again.
-fn spawn_sign_in_forgetter(limit: Arc<api::SignInLimit>) {
+fn spawn_sign_in_forgetter(state: api::AppState) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_secs(60));
         loop {
             ticks.tick().await;
-            limit.forget_idle();
+            state.sign_in_limit.forget_idle();
         }
     });
 }

@@ -43,32 +43,44 @@ use error::ApiError;
 use sessions::SessionCache;
 pub use sign_in_limit::SignInLimit;
 
+/// What every handler shares: one `Arc`, so the clone axum makes per request (and per
+/// layer) is one reference count, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     /// Uploads and deletes (the store and the runtime's index changed together).
     pub deployer: Deployer,
     pub runtime: Arc<Runtime>,
     pub store: Arc<Store>,
-    pub config: Arc<Config>,
+    pub config: Config,
     /// The gateway's memory of verified sessions.
-    pub sessions: Arc<SessionCache>,
+    pub sessions: SessionCache,
     /// The key of the operator's routes (`local.rs`).
-    pub operator_key: Arc<str>,
+    pub operator_key: String,
     /// The gateway's count of sign-in attempts per client address.
-    pub sign_in_limit: Arc<SignInLimit>,
+    pub sign_in_limit: SignInLimit,
 }
 
 impl AppState {
     pub fn new(deployer: Deployer, config: Config, operator_key: String) -> AppState {
-        AppState {
+        AppState(Arc::new(Shared {
             runtime: deployer.runtime.clone(),
             store: deployer.store.clone(),
             deployer,
-            operator_key: operator_key.into(),
-            sessions: Arc::new(SessionCache::new(config.session_cache())),
-            sign_in_limit: Arc::new(SignInLimit::new(config.sign_in_attempts_per_minute)),
-            config: Arc::new(config),
-        }
+            operator_key,
+            sessions: SessionCache::new(config.session_cache()),
+            sign_in_limit: SignInLimit::new(config.sign_in_attempts_per_minute),
+            config,
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 
