@@ -19,6 +19,7 @@ use super::bindings::legacy::Projections;
 use super::bindings::queue::QueueView;
 use super::bindings::r2::R2View;
 use super::bindings::sql::SqlView;
+use super::bindings::vars::VarsCtx;
 use super::bindings::{self, BindingCtx};
 use super::capture::LogCapture;
 use super::invoke::WorkerParams;
@@ -48,6 +49,45 @@ impl Host {
         &self.egress
     }
 
+    // Each binding unit's view of this run: its context (made on first use, see
+    // `BindingCtx`) and the resource table.
+
+    fn vars(&mut self) -> &mut VarsCtx {
+        self.bindings.vars(&self.egress.script.bindings)
+    }
+
+    fn kv_view(&mut self) -> KvView<'_> {
+        let (runtime, script) = (&self.egress.runtime, &self.egress.script);
+        KvView {
+            ctx: self.bindings.kv(&runtime.bindings, &script.bindings),
+            table: &mut self.table,
+        }
+    }
+
+    fn sql_view(&mut self) -> SqlView<'_> {
+        let (runtime, script) = (&self.egress.runtime, &self.egress.script);
+        SqlView {
+            ctx: self.bindings.sql(&runtime.bindings, &script.bindings),
+            table: &mut self.table,
+        }
+    }
+
+    fn r2_view(&mut self) -> R2View<'_> {
+        let (runtime, script) = (&self.egress.runtime, &self.egress.script);
+        R2View {
+            ctx: self.bindings.r2(&runtime.bindings, &script.bindings),
+            table: &mut self.table,
+        }
+    }
+
+    fn queue_view(&mut self) -> QueueView<'_> {
+        let (runtime, script) = (&self.egress.runtime, &self.egress.script);
+        QueueView {
+            ctx: self.bindings.queue(&runtime.bindings, &script.bindings),
+            table: &mut self.table,
+        }
+    }
+
     pub fn new(
         runtime: Arc<Runtime>,
         script: Arc<LoadedScript>,
@@ -64,7 +104,7 @@ impl Host {
             .socket_addr_check(|_addr, _use| Box::pin(async { false }))
             .max_random_size(MAX_RANDOM_BYTES_PER_CALL)
             .build();
-        let bindings = BindingCtx::for_run(&runtime.bindings, &script.bindings, logs, params);
+        let bindings = BindingCtx::for_run(logs, params);
         let limiter = MemoryLimiter::new(budget.clone(), runtime.guest_memory.clone());
         Host {
             wasi,
@@ -103,30 +143,18 @@ pub fn new_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     bindings::add_shared_to_linker(&mut linker, |host: &mut Host| &mut host.bindings.log)?;
-    bindings::vars::add_to_linker(&mut linker, |host: &mut Host| &mut host.bindings.vars)?;
-    bindings::kv::add_to_linker(&mut linker, |host: &mut Host| KvView {
-        ctx: &mut host.bindings.kv,
-        table: &mut host.table,
-    })?;
-    bindings::sql::add_to_linker(&mut linker, |host: &mut Host| SqlView {
-        ctx: &mut host.bindings.sql,
-        table: &mut host.table,
-    })?;
-    bindings::r2::add_to_linker(&mut linker, |host: &mut Host| R2View {
-        ctx: &mut host.bindings.r2,
-        table: &mut host.table,
-    })?;
-    bindings::queue::add_to_linker(&mut linker, |host: &mut Host| QueueView {
-        ctx: &mut host.bindings.queue,
-        table: &mut host.table,
-    })?;
+    bindings::vars::add_to_linker(&mut linker, Host::vars)?;
+    bindings::kv::add_to_linker(&mut linker, Host::kv_view)?;
+    bindings::sql::add_to_linker(&mut linker, Host::sql_view)?;
+    bindings::r2::add_to_linker(&mut linker, Host::r2_view)?;
+    bindings::queue::add_to_linker(&mut linker, Host::queue_view)?;
     // Components built with the first SDK import platform:worker@0.1.0.
     bindings::legacy::add_to_linker(
         &mut linker,
         Projections {
-            vars: |host: &mut Host| &mut host.bindings.vars,
-            kv: |host: &mut Host| &mut host.bindings.kv,
-            sql: |host: &mut Host| &mut host.bindings.sql,
+            vars: Host::vars,
+            kv: |host: &mut Host| host.kv_view().ctx,
+            sql: |host: &mut Host| host.sql_view().ctx,
             log: |host: &mut Host| &mut host.bindings.log,
         },
     )?;

@@ -156,31 +156,66 @@ pub struct BindingServices {
     pub queues: Arc<queue::Queues>,
 }
 
-/// One run's binding contexts: each unit's own, and nothing else of the host.
+/// One run's binding contexts: each unit's own, and nothing else of the host. A unit's
+/// context is made from the runtime's stores and the script's bindings when the guest
+/// first calls that unit, so a run that uses no bindings (hello) copies none of their
+/// shared handles, whose reference counts every core's requests would otherwise touch.
 pub struct BindingCtx {
-    pub vars: vars::VarsCtx,
-    pub kv: kv::KvCtx,
-    pub sql: sql::SqlCtx,
-    pub r2: r2::R2Ctx,
-    pub queue: queue::QueueCtx,
+    vars: Option<vars::VarsCtx>,
+    kv: Option<kv::KvCtx>,
+    sql: Option<sql::SqlCtx>,
+    r2: Option<r2::R2Ctx>,
+    queue: Option<queue::QueueCtx>,
     pub log: LogCtx,
+    /// An outbound worker's params, for its vars.
+    params: WorkerParams,
 }
 
 impl BindingCtx {
-    pub fn for_run(
+    pub fn for_run(logs: &LogCapture, params: WorkerParams) -> BindingCtx {
+        BindingCtx {
+            vars: None,
+            kv: None,
+            sql: None,
+            r2: None,
+            queue: None,
+            log: LogCtx(logs.clone()),
+            params,
+        }
+    }
+
+    pub fn vars(&mut self, bindings: &ScriptBindings) -> &mut vars::VarsCtx {
+        let params = &self.params;
+        self.vars
+            .get_or_insert_with(|| vars::VarsCtx::new(&bindings.vars, params.clone()))
+    }
+
+    pub fn kv(&mut self, services: &BindingServices, bindings: &ScriptBindings) -> &mut kv::KvCtx {
+        self.kv
+            .get_or_insert_with(|| kv::KvCtx::new(&services.kv, &bindings.kv))
+    }
+
+    pub fn sql(
+        &mut self,
         services: &BindingServices,
         bindings: &ScriptBindings,
-        logs: &LogCapture,
-        params: WorkerParams,
-    ) -> BindingCtx {
-        BindingCtx {
-            vars: vars::VarsCtx::new(&bindings.vars, params),
-            kv: kv::KvCtx::new(&services.kv, &bindings.kv),
-            sql: sql::SqlCtx::new(&services.sql, &bindings.sql),
-            r2: r2::R2Ctx::new(&services.r2, &bindings.r2),
-            queue: queue::QueueCtx::new(&services.queues, &bindings.queues),
-            log: LogCtx(logs.clone()),
-        }
+    ) -> &mut sql::SqlCtx {
+        self.sql
+            .get_or_insert_with(|| sql::SqlCtx::new(&services.sql, &bindings.sql))
+    }
+
+    pub fn r2(&mut self, services: &BindingServices, bindings: &ScriptBindings) -> &mut r2::R2Ctx {
+        self.r2
+            .get_or_insert_with(|| r2::R2Ctx::new(&services.r2, &bindings.r2))
+    }
+
+    pub fn queue(
+        &mut self,
+        services: &BindingServices,
+        bindings: &ScriptBindings,
+    ) -> &mut queue::QueueCtx {
+        self.queue
+            .get_or_insert_with(|| queue::QueueCtx::new(&services.queues, &bindings.queues))
     }
 }
 
