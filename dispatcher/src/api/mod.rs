@@ -48,6 +48,7 @@ pub use sign_in_limit::SignInLimit;
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
+/// What an [`AppState`] shares (reached through `Deref`).
 pub struct Shared {
     /// Uploads and deletes (the store and the runtime's index changed together).
     pub deployer: Deployer,
